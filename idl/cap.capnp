@@ -1,0 +1,119 @@
+@0xf5b4f20831703a86;
+# capd's interfaces: the broker apps and services call, and the privileged control channel
+# through which capd tells netd what policy allows.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("capnet::idl");
+using import "authority.capnp".requires;
+using Config = import "config.capnp";
+
+struct Scope {
+  # What a grant allows: exactly one scheme, host and port.
+  scheme @0 :Text;   # "tcp" | "tls" (direct connects) | "http" | "https" (through fetchd).
+  host @1 :Text;     # a name from the config's hosts map, or a dotted IPv4 literal.
+  port @2 :UInt16;
+}
+
+struct Pin {
+  spkiSha256 @0 :Data; # 32 bytes: SHA-256 of the certificate's SubjectPublicKeyInfo DER.
+}
+
+struct TlsPolicy {
+  minVersion @0 :Config.TlsVersion;
+  timePolicy @1 :Config.CertTimePolicy;
+  pins @2 :List(Pin);       # empty = no pinning; else any pin of the set must match.
+  pinsExpireAtMs @3 :Int64; # wall-clock ms; past it the pins are skipped (and that is logged).
+}
+
+struct Grant {
+  # Registered by capd with netd. netd holds no config: everything it decides comes from here.
+  token @0 :Data;           # >= 16 bytes from getrandom(2): unforgeable.
+  subjectUid @1 :UInt32;    # the principal on whose behalf (the app).
+  holderUid @2 :UInt32;     # the uid that may present it to netd (the app, or fetchd).
+  scope @3 :Scope;
+  address @4 :UInt32;       # IPv4 (host byte order) the scope's host resolves to.
+  expiresAtMs @5 :Int64;    # wall-clock ms since the epoch.
+  tls @6 :TlsPolicy;
+  connectTimeoutMs @7 :UInt32;
+  handshakeTimeoutMs @8 :UInt32;
+}
+
+enum GrantRefusal {
+  # The zero value denies.
+  internal @0;
+  devnetOff @1;
+  configInvalid @2;     # capd's config did not validate; everything is denied until it does.
+  unknownPrincipal @3;  # the caller's (or subject's) uid is not in the config.
+  missingCapability @4; # detail names the capability.
+  badScope @5;          # unknown scheme, port 0, malformed host.
+  unknownHost @6;       # the host is not in the hosts map.
+  netdUnreachable @7;   # capd could not register the grant with netd.
+}
+
+struct GrantResult {
+  union {
+    granted :group {
+      token @0 :Data;
+      expiresAtMs @1 :Int64;
+    }
+    refused :group {
+      reason @2 :GrantRefusal;
+      detail @3 :Text;
+    }
+  }
+}
+
+struct Decision {
+  allowed @0 :Bool;     # false unless every rule allowed.
+  reason @1 :Text;      # the first rule that denied, or "allowed".
+  rules @2 :List(Text); # each rule evaluated, in order, with its outcome.
+}
+
+interface Broker {
+  # Served by capd on its broker socket. The caller is the SO_PEERCRED uid, mapped to a
+  # principal through the config; an unknown uid holds nothing.
+
+  requestGrant @0 (scope :Scope) -> (result :GrantResult) $requires("net.tcp.connect");
+  # Caller: an app that connects through netd itself (schemes tcp, tls). The grant is bound to
+  # the caller's uid as both subject and holder.
+
+  requestGrantFor @1 (subjectUid :UInt32, scope :Scope) -> (result :GrantResult)
+      $requires("net.grant.delegate");
+  # Caller: fetchd, on behalf of the app whose uid it read from its own socket (schemes http,
+  # https). The subject must hold what the scope needs; the grant's holder is the caller.
+
+  revoke @2 (token :Data) -> (revoked :Bool) $requires("principal");
+  # Caller: the holder or subject of the grant; anyone else learns nothing (revoked = false).
+
+  check @3 (subjectUid :UInt32, capability :Text) -> (decision :Decision)
+      $requires("net.grant.delegate");
+  # Caller: fetchd, to learn whether the app may use the fixture path (net.http.fetch).
+
+  explain @4 (principal :Text, url :Text) -> (decision :Decision) $requires("principal");
+  # Caller: policy authors through `capd --explain`; a dry run that mints nothing.
+
+  reload @5 () -> (applied :Bool, errors :List(Text)) $requires("net.dev.enable");
+  # Caller: an operator principal. Validates the config whole and swaps it atomically, or keeps
+  # the old one and returns the errors. Devnet going off revokes every grant.
+
+  status @6 () -> (devnetEnabled :Bool, configValid :Bool, configSource :Text,
+                   netdConnected :Bool, activeGrants :UInt32) $requires("principal");
+  # Caller: selftests and tools.
+}
+
+interface NetControl {
+  # The privileged channel: served by netd on its control socket, which accepts only capd's uid
+  # (SO_PEERCRED). When the connection drops netd forgets every grant and denies all connects.
+
+  announce @0 (devnetEnabled :Bool, generation :UInt64) -> () $requires("capd");
+  # Caller: capd, at connect time and after every config swap. Devnet off clears every grant.
+
+  register @1 (grant :Grant) -> () $requires("capd");
+  # Caller: capd, before it hands the token to the requester.
+
+  revoke @2 (token :Data) -> (found :Bool) $requires("capd");
+  # Caller: capd.
+
+  revokeAll @3 () -> (count :UInt32) $requires("capd");
+  # Caller: capd, when a reload removes authority.
+}

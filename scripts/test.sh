@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every test: host tests (doctest via CTest), the same tests under ASan+UBSan, then the QEMU
+# marker contract (scripts/qemu-test.sh, every profile). Installs what the machine lacks first.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+"$here/scripts/deps.sh"
+
+echo "== host tests (-Wall -Wextra -Werror)"
+"$here/scripts/build.sh" plain
+ctest --test-dir "$here/build" --output-on-failure -j2
+
+echo "== host tests under ASan+UBSan"
+"$here/scripts/build.sh" asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir "$here/build-asan" --output-on-failure -j2
+
+if [[ -x "$here/scripts/qemu-test.sh" ]]; then
+  echo "== QEMU marker contract"
+  RUN_UNTIL_MARKER=1 RUN_TIMEOUT=200s "$here/scripts/qemu-test.sh"
+fi
