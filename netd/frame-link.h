@@ -1,0 +1,33 @@
+// An Ethernet link as lwIP's netif sees it: whole frames in and out, no virtio header. The
+// guest's link is virtio/'s NetDevice behind VFIO (adapter in netd/); host tests use in-memory
+// links. Device access knows nothing of TCP; TCP knows nothing of virtqueues.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <span>
+
+namespace capnet {
+
+class FrameLink {
+ public:
+  virtual ~FrameLink() = default;
+
+  virtual std::array<uint8_t, 6> mac() const = 0;
+  virtual uint16_t mtu() const = 0;   // payload MTU, 1500 for virtio-net without negotiation.
+
+  // Queues one frame for transmission. false when the transmit ring is full or the frame is
+  // larger than mtu + 14 (the caller drops it, as a NIC would).
+  virtual bool transmit(std::span<const uint8_t> frame) = 0;
+
+  // Delivers every frame received so far to `deliver` (each span valid only during the call)
+  // and re-arms the receive interrupt. Returns the number delivered.
+  virtual size_t poll(const std::function<void(std::span<const uint8_t>)>& deliver) = 0;
+
+  // An fd that becomes readable when frames may be waiting (the MSI-X eventfd); -1 if the link
+  // must be polled. The event loop waits on it; netd never busy-spins when idle.
+  virtual int eventFd() const = 0;
+};
+
+}  // namespace capnet
