@@ -16,5 +16,8 @@ function(capnet_test name)
   add_executable(${name} ${T_SOURCES})
   capnet_target(${name})
   target_link_libraries(${name} PRIVATE ${T_LIBS} capnet_doctest_main doctest::doctest)
-  doctest_discover_tests(${name} TEST_PREFIX "${name}: ")
+  # A filter that matches no test case would pass vacuously: make that a failure.
+  # (Test names must not contain ';', which CMake splits lists on.)
+  doctest_discover_tests(${name} TEST_PREFIX "${name}: "
+                         PROPERTIES FAIL_REGULAR_EXPRESSION "test cases: +0 [|]")
 endfunction()

@@ -10,18 +10,25 @@ using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("capnet::idl");
 using Json = import "/capnp/compat/json.capnp";
 
-annotation jsonMap(field) :Void;
+annotation jsonMap @0x86567fb7c10e3f60 (field) :Void;
 # On a `List(Entry)` field whose Entry struct is `{key :Text, value :T}`: the JSON form is an
 # object keyed by name (`{"devnet.test": "10.0.2.2"}`), not an array. The config decoder and the
 # schema compiler both honour it.
 
-annotation format(field) :Text;
+annotation format @0xda676075c6ea2d72 (field) :Text;
 # A textual field's format, for validation and for the JSON Schema: "ipv4", "date"
 # (YYYY-MM-DD, UTC), "capability", "hostname".
 
-annotation range(field) :Range;
+annotation range @0x9a4a1f95c9d72ce0 (field) :Range;
 struct Range { min @0 :Int64; max @1 :Int64; }
 # Inclusive bounds on an integer field, checked by validation and stated in the JSON Schema.
+
+const knownCapabilities :List(Text) = [
+  "net.dev.enable", "net.tcp.connect", "net.dns.resolve", "net.tls.validate",
+  "net.trust.manage", "net.http.fetch", "net.http.devnet", "net.grant.delegate"
+];
+# Every capability a config may grant (the `$format("capability")` fields). The reserved
+# authority names of authority.capnp ("principal", "capd", "held") are not among them.
 
 struct Config {
   network @0 :Network;
@@ -57,7 +64,8 @@ struct Principal {
 
   capabilities @1 :List(Text) $format("capability");
   # Any of: net.dev.enable, net.tcp.connect, net.dns.resolve, net.tls.validate,
-  # net.trust.manage, net.http.fetch, net.http.devnet, net.grant.delegate.
+  # net.trust.manage, net.http.fetch, net.http.devnet, net.grant.delegate (docs/networking/
+  # config-reference.md says what each allows).
 }
 
 struct HostEntry {

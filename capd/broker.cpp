@@ -1,0 +1,393 @@
+#include "capd/broker.h"
+
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+
+#include "common/audit.h"
+#include "idl/gate.h"
+
+namespace capnet {
+namespace {
+
+std::string scopeText(const GrantRequest& r) {
+  return r.scheme + "://" + r.host + ":" + std::to_string(r.port);
+}
+
+std::string principalName(const Policy& p, uid_t uid) {
+  const PrincipalInfo* info = p.principalByUid(uid);
+  return info ? info->name : "uid:" + std::to_string(uid);
+}
+
+idl::GrantRefusal toWire(GrantDenial d) {
+  switch (d) {
+    case GrantDenial::kInternal: return idl::GrantRefusal::INTERNAL;
+    case GrantDenial::kDevnetOff: return idl::GrantRefusal::DEVNET_OFF;
+    case GrantDenial::kConfigInvalid: return idl::GrantRefusal::CONFIG_INVALID;
+    case GrantDenial::kUnknownPrincipal: return idl::GrantRefusal::UNKNOWN_PRINCIPAL;
+    case GrantDenial::kMissingCapability: return idl::GrantRefusal::MISSING_CAPABILITY;
+    case GrantDenial::kBadScope: return idl::GrantRefusal::BAD_SCOPE;
+    case GrantDenial::kUnknownHost: return idl::GrantRefusal::UNKNOWN_HOST;
+    case GrantDenial::kNetdUnreachable: return idl::GrantRefusal::NETD_UNREACHABLE;
+  }
+  return idl::GrantRefusal::INTERNAL;
+}
+
+void fillDecision(const PolicyDecision& d, idl::Decision::Builder out) {
+  out.setAllowed(d.allowed);
+  out.setReason(d.reason);
+  auto rules = out.initRules(static_cast<unsigned>(d.rules.size()));
+  for (unsigned i = 0; i < rules.size(); ++i) rules.set(i, d.rules[i]);
+}
+
+bool fileExists(const std::string& path) {
+  struct stat st {};
+  return !path.empty() && ::lstat(path.c_str(), &st) == 0;
+}
+
+// Authority for the dispatch gate: the connection's uid against the current policy.
+class PolicyAuthorizer final : public Authorizer {
+ public:
+  PolicyAuthorizer(Capd& capd, uid_t uid) : capd_(capd), uid_(uid) {}
+  bool isPrincipal() const override { return capd_.policy()->principalByUid(uid_) != nullptr; }
+  bool isCapd() const override { return false; }
+  bool holds(std::string_view capability) const override { return capd_.policy()->holds(uid_, capability); }
+  std::string who() const override { return principalName(*capd_.policy(), uid_); }
+
+ private:
+  Capd& capd_;
+  uid_t uid_;
+};
+
+class BrokerImpl final : public idl::Broker::Server {
+ public:
+  BrokerImpl(Capd& capd, uid_t uid) : capd_(capd), uid_(uid) {}
+
+  kj::Promise<void> requestGrant(RequestGrantContext context) override {
+    auto scope = context.getParams().getScope();
+    GrantRequest r{uid_, uid_, false, scope.getScheme(), scope.getHost(), scope.getPort()};
+    return mintInto(r, context);
+  }
+
+  kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
+    auto params = context.getParams();
+    auto scope = params.getScope();
+    GrantRequest r{uid_, params.getSubjectUid(), true, scope.getScheme(), scope.getHost(), scope.getPort()};
+    return mintInto(r, context);
+  }
+
+  kj::Promise<void> revoke(RevokeContext context) override {
+    auto bytes = context.getParams().getToken();
+    GrantToken token{};
+    if (bytes.size() != token.size()) {
+      context.getResults().setRevoked(false);
+      return kj::READY_NOW;
+    }
+    std::copy(bytes.begin(), bytes.end(), token.begin());
+    return capd_.revoke(uid_, token).then([context](bool revoked) mutable {
+      context.getResults().setRevoked(revoked);
+    });
+  }
+
+  kj::Promise<void> check(CheckContext context) override {
+    auto params = context.getParams();
+    auto d = capd_.policy()->decideCapability(params.getSubjectUid(), params.getCapability().cStr());
+    fillDecision(d, context.getResults().initDecision());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> explain(ExplainContext context) override {
+    auto params = context.getParams();
+    auto policy = capd_.policy();
+    PolicyDecision d;
+    const PrincipalInfo* p = policy->principalByName(params.getPrincipal().cStr());
+    if (p == nullptr) {
+      d.reason = "unknown-principal";
+      d.rules.push_back("principal \"" + std::string(params.getPrincipal().cStr()) + "\" exists: deny");
+    } else {
+      d = explainUrl(*policy, p->uid, params.getUrl().cStr(), capd_.nowMs());
+    }
+    fillDecision(d, context.getResults().initDecision());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> reload(ReloadContext context) override {
+    audit("capd", "reload-requested", {{"principal", principalName(*capd_.policy(), uid_)}});
+    return capd_.reload().then([context](ReloadOutcome out) mutable {
+      auto results = context.getResults();
+      results.setApplied(out.applied);
+      auto errors = results.initErrors(static_cast<unsigned>(out.errors.size()));
+      for (unsigned i = 0; i < errors.size(); ++i) errors.set(i, out.errors[i]);
+    });
+  }
+
+  kj::Promise<void> status(StatusContext context) override {
+    auto policy = capd_.policy();
+    auto r = context.getResults();
+    r.setDevnetEnabled(policy->devnetEnabled());
+    r.setConfigValid(policy->valid());
+    r.setConfigSource(policy->source());
+    r.setActiveGrants(static_cast<uint32_t>(capd_.activeGrants()));
+    r.setNetdConnected(capd_.netdConnected());
+    return kj::READY_NOW;
+  }
+
+ private:
+
+  template <typename Context>
+  kj::Promise<void> mintInto(GrantRequest r, Context context) {
+    return capd_.mint(r).then([context](MintOutcome out) mutable {
+      auto result = context.getResults().initResult();
+      if (out.granted) {
+        auto g = result.initGranted();
+        g.setToken(kj::arrayPtr(out.token.data(), out.token.size()));
+        g.setExpiresAtMs(out.expiresAtMs);
+      } else {
+        auto refused = result.initRefused();
+        refused.setReason(toWire(out.denial));
+        refused.setDetail(out.detail);
+      }
+    });
+  }
+
+  Capd& capd_;
+  uid_t uid_;
+};
+
+}  // namespace
+
+// Parses "scheme://host[:port][/...]" just enough for a dry-run explanation.
+PolicyDecision explainUrl(const Policy& policy, uid_t uid, std::string_view url, int64_t now) {
+  GrantRequest r;
+  r.callerUid = uid;
+  r.subjectUid = uid;
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos) {
+    PolicyDecision d;
+    d.denial = GrantDenial::kBadScope;
+    d.reason = "bad-scope (URL has no scheme)";
+    d.rules.push_back("URL is scheme://host[:port]: deny");
+    return d;
+  }
+  r.scheme = std::string(url.substr(0, sep));
+  auto rest = url.substr(sep + 3);
+  auto end = rest.find_first_of("/?#");
+  auto authority = rest.substr(0, end);
+  auto colon = authority.rfind(':');
+  uint16_t defaultPort = (r.scheme == "https" || r.scheme == "tls") ? 443 : 80;
+  r.port = defaultPort;
+  if (colon != std::string_view::npos) {
+    r.host = std::string(authority.substr(0, colon));
+    unsigned long port = 0;
+    auto digits = authority.substr(colon + 1);
+    bool ok = !digits.empty() && digits.size() <= 5;
+    for (char c : digits) ok = ok && c >= '0' && c <= '9';
+    if (ok) port = std::strtoul(std::string(digits).c_str(), nullptr, 10);
+    r.port = (ok && port <= 65535) ? static_cast<uint16_t>(port) : 0;
+  } else {
+    r.host = std::string(authority);
+  }
+  // http(s) is what fetchd asks for on a principal's behalf: explain it as that delegation.
+  if (r.scheme == "http" || r.scheme == "https") {
+    PolicyDecision d;
+    if (r.host == "fixture.local") {
+      d = policy.decideCapability(uid, "net.http.fetch");
+      d.rules.insert(d.rules.begin(), "fixture.local is the fixture path (httpstubd): needs net.http.fetch");
+      return d;
+    }
+    auto fetchCheck = policy.decideCapability(uid, "net.http.fetch");
+    if (!fetchCheck.allowed) return fetchCheck;
+    for (const auto& p : {"fetchd"}) {
+      if (const PrincipalInfo* f = policy.principalByName(p)) {
+        r.callerUid = f->uid;
+        r.delegated = true;
+      }
+    }
+    d = policy.decideGrant(r, now);
+    d.rules.insert(d.rules.begin(), fetchCheck.rules.begin(), fetchCheck.rules.end());
+    return d;
+  }
+  return policy.decideGrant(r, now);
+}
+
+
+std::shared_ptr<const Policy> loadPolicy(const ConfigSources& sources) {
+  const std::string& path = fileExists(sources.statePath) ? sources.statePath : sources.imagePath;
+  auto loaded = loadConfigFile(path);
+  if (auto* problems = std::get_if<ConfigProblems>(&loaded)) {
+    return Policy::denyAll(path, problems->problems);
+  }
+  return Policy::fromConfig(std::get<std::shared_ptr<const ConfigDocument>>(loaded), path);
+}
+
+GrantToken randomToken() {
+  GrantToken t{};
+  size_t got = 0;
+  while (got < t.size()) {
+    ssize_t n = getrandom(t.data() + got, t.size() - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      // No kernel randomness means no unforgeable token: refuse to run rather than mint a weak one.
+      audit("capd", "fatal", {{"reason", "getrandom-failed"}});
+      std::abort();
+    }
+    got += static_cast<size_t>(n);
+  }
+  return t;
+}
+
+Capd::Capd(const Clock& clock, NetdLink& netd, ConfigSources sources, TokenSource tokens)
+    : clock_(clock), netd_(netd), sources_(std::move(sources)), tokens_(std::move(tokens)),
+      policy_(Policy::denyAll("(not loaded)", {"capd has not loaded a config yet"})) {}
+
+size_t Capd::activeGrants() const {
+  const int64_t now = clock_.nowMs();
+  return static_cast<size_t>(std::count_if(live_.begin(), live_.end(),
+                                           [now](const Live& l) { return l.record.expiresAtMs > now; }));
+}
+
+void Capd::expire() {
+  const int64_t now = clock_.nowMs();
+  live_.erase(std::remove_if(live_.begin(), live_.end(),
+                             [now](const Live& l) { return l.record.expiresAtMs <= now; }),
+              live_.end());
+}
+
+void Capd::start() {
+  policy_ = loadPolicy(sources_);
+  ++generation_;
+  if (policy_->valid()) {
+    audit("capd", "config", {{"state", "ok"}, {"source", policy_->source()},
+                             {"devnet", policy_->devnetEnabled() ? "on" : "off"}});
+  } else {
+    audit("capd", "config", {{"state", "invalid"}, {"source", policy_->source()}, {"action", "deny-all"}});
+    for (const auto& p : policy_->problems()) audit("capd", "config-problem", {{"problem", p}});
+  }
+}
+
+kj::Promise<ReloadOutcome> Capd::reload() {
+  auto next = loadPolicy(sources_);
+  if (!next->valid()) {
+    ReloadOutcome out;
+    out.errors = next->problems();
+    audit("capd", "reload", {{"applied", "no"}, {"source", next->source()},
+                             {"problems", std::to_string(out.errors.size())}});
+    for (const auto& p : out.errors) audit("capd", "config-problem", {{"problem", p}});
+    return out;
+  }
+  return apply(std::move(next));
+}
+
+kj::Promise<ReloadOutcome> Capd::apply(std::shared_ptr<const Policy> next) {
+  ReloadOutcome out;
+  out.applied = true;
+  policy_ = std::move(next);   // the one atomic swap: every later decision sees the new policy.
+  ++generation_;
+  expire();
+  // Keep only the grants the new policy would still mint.
+  std::vector<GrantToken> revoked;
+  std::vector<Live> kept;
+  for (auto& l : live_) {
+    if (policy_->decideGrant(l.request, clock_.nowMs()).allowed) {
+      kept.push_back(std::move(l));
+    } else {
+      revoked.push_back(l.record.token);
+    }
+  }
+  live_ = std::move(kept);
+  out.revoked = revoked.size();
+  audit("capd", "reload", {{"applied", "yes"}, {"source", policy_->source()},
+                           {"devnet", policy_->devnetEnabled() ? "on" : "off"},
+                           {"generation", std::to_string(generation_)},
+                           {"revoked", std::to_string(revoked.size())}});
+  kj::Promise<void> done = netd_.announce(policy_->devnetEnabled(), generation_);
+  if (!policy_->devnetEnabled()) {
+    done = done.then([this]() { return netd_.revokeAll(); });
+  } else {
+    for (const auto& t : revoked) {
+      done = done.then([this, t]() { return netd_.revoke(t); });
+    }
+  }
+  return done.then([out]() { return out; });
+}
+
+kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
+  auto policy = policy_;
+  PolicyDecision d = policy->decideGrant(request, clock_.nowMs());
+  std::string principal = principalName(*policy, request.subjectUid);
+  std::string scope = scopeText(request);
+  if (!d.allowed) {
+    MintOutcome out;
+    out.denial = d.denial;
+    out.detail = d.reason;
+    audit("capd", "deny", {{"principal", principal}, {"reason", grantDenialReason(d.denial)},
+                           {"scope", scope}, {"rule", d.reason}});
+    return out;
+  }
+  GrantRecord g;
+  g.token = tokens_();
+  g.subjectUid = request.subjectUid;
+  g.holderUid = request.callerUid;
+  g.scheme = request.scheme;
+  g.host = request.host;
+  g.port = request.port;
+  g.address = d.address;
+  g.expiresAtMs = clock_.nowMs() + policy->grantLifetimeMs();
+  g.tls = d.tls;
+  g.connectTimeoutMs = d.connectTimeoutMs;
+  g.handshakeTimeoutMs = d.handshakeTimeoutMs;
+  if (d.ignoreValidityWarning) {
+    audit("capd", "warn", {{"principal", principal}, {"scope", scope},
+                           {"time-policy", "ignore-validity"}, {"detail", "certificate dates will not be checked"}});
+  }
+  return netd_.registerGrant(g).then(
+      [this, g, request, principal, scope](bool registered) -> MintOutcome {
+        MintOutcome out;
+        if (!registered) {
+          out.denial = GrantDenial::kNetdUnreachable;
+          out.detail = "netd did not accept the grant (control channel down)";
+          audit("capd", "deny", {{"principal", principal}, {"reason", "netd-unreachable"}, {"scope", scope}});
+          return out;
+        }
+        expire();
+        live_.push_back(Live{g, request});
+        out.granted = true;
+        out.token = g.token;
+        out.expiresAtMs = g.expiresAtMs;
+        std::string holder = principalName(*policy_, g.holderUid);
+        audit("capd", "mint", {{"principal", principal}, {"holder", holder}, {"scope", scope},
+                               {"expires-ms", std::to_string(g.expiresAtMs)}});
+        return out;
+      });
+}
+
+kj::Promise<bool> Capd::revoke(uid_t caller, const GrantToken& token) {
+  auto it = std::find_if(live_.begin(), live_.end(), [&](const Live& l) { return l.record.token == token; });
+  if (it == live_.end() || (it->record.holderUid != caller && it->record.subjectUid != caller)) {
+    return false;
+  }
+  audit("capd", "revoke", {{"principal", principalName(*policy_, caller)},
+                           {"scope", scopeText(it->request)}, {"reason", "requested"}});
+  live_.erase(it);
+  return netd_.revoke(token).then([]() { return true; });
+}
+
+kj::Promise<void> Capd::resync() {
+  expire();
+  kj::Promise<void> done = netd_.announce(policy_->devnetEnabled(), generation_);
+  if (!policy_->devnetEnabled()) return done.then([this]() { return netd_.revokeAll(); });
+  for (const auto& l : live_) {
+    GrantRecord g = l.record;
+    done = done.then([this, g]() { return netd_.registerGrant(g).ignoreResult(); });
+  }
+  return done;
+}
+
+idl::Broker::Client Capd::brokerFor(uid_t uid) {
+  return gated<idl::Broker>(kj::heap<BrokerImpl>(*this, uid), kj::heap<PolicyAuthorizer>(*this, uid));
+}
+
+}  // namespace capnet

@@ -1,0 +1,97 @@
+// capd's broker: the policy snapshot, the grants it minted, and the Broker capability served to
+// each connection (idl/cap.capnp). Socket handling lives in common/rpc-server.h; this is the logic.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "capd/grant-registry.h"
+#include "capd/netd-link.h"
+#include "capd/policy.h"
+#include "common/clock.h"
+#include "idl/cap.capnp.h"
+
+namespace capnet {
+
+// Where the policy comes from: the image's read-only default, overridden by the state disk's copy
+// when that file exists.
+struct ConfigSources {
+  std::string imagePath;
+  std::string statePath;   // empty: none.
+};
+
+// Loads the policy the sources describe; an unreadable or invalid file yields a deny-all policy
+// that carries the problems (never a fallback to another file that might allow more).
+std::shared_ptr<const Policy> loadPolicy(const ConfigSources& sources);
+
+// `capd --explain` and Broker.explain: the decision for `uid` fetching or connecting to `url`,
+// with every rule. A dry run: nothing is minted.
+PolicyDecision explainUrl(const Policy& policy, uid_t uid, std::string_view url, int64_t nowMs);
+
+using TokenSource = std::function<GrantToken()>;
+GrantToken randomToken();   // getrandom(2); aborts the mint (never a weak token) on failure.
+
+struct MintOutcome {
+  bool granted = false;
+  GrantToken token{};
+  int64_t expiresAtMs = 0;
+  GrantDenial denial = GrantDenial::kInternal;
+  std::string detail;
+};
+
+struct ReloadOutcome {
+  bool applied = false;
+  std::vector<std::string> errors;
+  size_t revoked = 0;
+};
+
+class Capd {
+ public:
+  Capd(const Clock& clock, NetdLink& netd, ConfigSources sources, TokenSource tokens = randomToken);
+
+  std::shared_ptr<const Policy> policy() const { return policy_; }
+  uint64_t generation() const { return generation_; }
+  size_t activeGrants() const;
+  bool netdConnected() const { return netd_.connected(); }
+  int64_t nowMs() const { return clock_.nowMs(); }
+  const ConfigSources& sources() const { return sources_; }
+
+  // Start-up: load whatever the sources say (a bad config denies everything).
+  void start();
+  // Reload: validate whole; apply atomically or keep the old policy and report the errors.
+  kj::Promise<ReloadOutcome> reload();
+  // Swap in a policy (tests, and reload after loading). Revokes every grant the new policy no
+  // longer allows, and all of them when devnet goes off.
+  kj::Promise<ReloadOutcome> apply(std::shared_ptr<const Policy> next);
+
+  kj::Promise<MintOutcome> mint(const GrantRequest& request);
+  // The holder or subject may revoke; anyone else learns nothing (false).
+  kj::Promise<bool> revoke(uid_t caller, const GrantToken& token);
+
+  // netd (re)connected: tell it the policy and every live grant.
+  kj::Promise<void> resync();
+
+  // The Broker capability for a connection whose peer is `uid`.
+  idl::Broker::Client brokerFor(uid_t uid);
+
+ private:
+  struct Live {
+    GrantRecord record;
+    GrantRequest request;
+  };
+  void expire();
+
+  const Clock& clock_;
+  NetdLink& netd_;
+  ConfigSources sources_;
+  TokenSource tokens_;
+  std::shared_ptr<const Policy> policy_;
+  uint64_t generation_ = 0;
+  std::vector<Live> live_;
+};
+
+}  // namespace capnet

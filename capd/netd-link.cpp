@@ -1,0 +1,127 @@
+#include "capd/netd-link.h"
+
+#include <capnp/rpc-twoparty.h>
+
+#include "common/audit.h"
+
+namespace capnet {
+
+void toWire(const GrantRecord& g, idl::Grant::Builder out) {
+  out.setToken(kj::arrayPtr(g.token.data(), g.token.size()));
+  out.setSubjectUid(g.subjectUid);
+  out.setHolderUid(g.holderUid);
+  auto scope = out.initScope();
+  scope.setScheme(g.scheme);
+  scope.setHost(g.host);
+  scope.setPort(g.port);
+  out.setAddress(g.address);
+  out.setExpiresAtMs(g.expiresAtMs);
+  auto tls = out.initTls();
+  tls.setMinVersion(g.tls.minVersion == MinTlsVersion::kTls12 ? idl::TlsVersion::TLS12
+                                                                : idl::TlsVersion::TLS13);
+  tls.setTimePolicy(g.tls.timePolicy == TimePolicy::kIgnoreValidity
+                        ? idl::CertTimePolicy::IGNORE_VALIDITY
+                        : idl::CertTimePolicy::ENFORCE);
+  auto pins = tls.initPins(static_cast<unsigned>(g.tls.pins.size()));
+  for (unsigned i = 0; i < pins.size(); ++i) {
+    pins[i].setSpkiSha256(kj::arrayPtr(g.tls.pins[i].data(), g.tls.pins[i].size()));
+  }
+  tls.setPinsExpireAtMs(g.tls.pinsExpireAtMs);
+  out.setConnectTimeoutMs(g.connectTimeoutMs);
+  out.setHandshakeTimeoutMs(g.handshakeTimeoutMs);
+}
+
+struct UnixNetdLink::Session {
+  explicit Session(kj::Own<kj::AsyncIoStream> s)
+      : stream(kj::mv(s)), client(*stream), control(client.bootstrap().castAs<idl::NetControl>()) {}
+  kj::Own<kj::AsyncIoStream> stream;
+  capnp::TwoPartyClient client;
+  idl::NetControl::Client control;
+};
+
+UnixNetdLink::UnixNetdLink(kj::AsyncIoProvider& io, kj::Timer& timer, std::string path,
+                           kj::Function<kj::Promise<void>()> onConnected)
+    : io_(io), timer_(timer), path_(std::move(path)), onConnected_(kj::mv(onConnected)) {}
+
+UnixNetdLink::~UnixNetdLink() noexcept {}
+
+bool UnixNetdLink::connected() const { return session_ != nullptr; }
+
+kj::Promise<void> UnixNetdLink::connectOnce() {
+  return io_.getNetwork()
+      .parseAddress(kj::str("unix:", path_.c_str()))
+      .then([](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); })
+      .then([this](kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<void> {
+        auto session = kj::heap<Session>(kj::mv(stream));
+        auto disconnected = session->client.onDisconnect();
+        session_ = kj::mv(session);
+        backoffMs_ = 50;
+        everConnected_ = true;
+        audit("capd", "netd-connected", {{"socket", path_}});
+        return onConnected_()
+            .then([d = kj::mv(disconnected)]() mutable { return kj::mv(d); })
+            .then([]() {}, [](kj::Exception&&) {});
+      });
+}
+
+kj::Promise<void> UnixNetdLink::run() {
+  return connectOnce()
+      .then([]() {}, [this](kj::Exception&& e) {
+        if (backoffMs_ == 50 && !everConnected_) {
+          audit("capd", "netd-unreachable", {{"socket", path_}, {"detail", e.getDescription().cStr()}});
+        }
+      })
+      .then([this]() {
+        if (session_ != nullptr) {
+          session_ = nullptr;
+          audit("capd", "netd-disconnected", {{"socket", path_}});
+        }
+        unsigned wait = backoffMs_;
+        backoffMs_ = std::min(backoffMs_ * 2, 2000u);
+        return timer_.afterDelay(wait * kj::MILLISECONDS);
+      })
+      .then([this]() { return run(); });
+}
+
+kj::Promise<bool> UnixNetdLink::registerGrant(const GrantRecord& grant) {
+  KJ_IF_MAYBE(s, session_) {
+    auto req = (*s)->control.registerRequest();
+    toWire(grant, req.initGrant());
+    return req.send().then([](auto&&) { return true; },
+                           [](kj::Exception&& e) {
+                             audit("capd", "netd-register-failed", {{"detail", e.getDescription().cStr()}});
+                             return false;
+                           });
+  }
+  return false;
+}
+
+kj::Promise<void> UnixNetdLink::revoke(const GrantToken& token) {
+  KJ_IF_MAYBE(s, session_) {
+    auto req = (*s)->control.revokeRequest();
+    req.setToken(kj::arrayPtr(token.data(), token.size()));
+    return req.send().then([](auto&&) {}, [](kj::Exception&&) {});
+  }
+  return kj::READY_NOW;   // netd without capd forgets every grant by itself.
+}
+
+kj::Promise<void> UnixNetdLink::revokeAll() {
+  KJ_IF_MAYBE(s, session_) {
+    return (*s)->control.revokeAllRequest().send().then([](auto&&) {}, [](kj::Exception&&) {});
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> UnixNetdLink::announce(bool devnetEnabled, uint64_t generation) {
+  KJ_IF_MAYBE(s, session_) {
+    auto req = (*s)->control.announceRequest();
+    req.setDevnetEnabled(devnetEnabled);
+    req.setGeneration(generation);
+    return req.send().then([](auto&&) {}, [](kj::Exception&& e) {
+      audit("capd", "netd-announce-failed", {{"detail", e.getDescription().cStr()}});
+    });
+  }
+  return kj::READY_NOW;
+}
+
+}  // namespace capnet

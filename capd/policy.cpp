@@ -1,0 +1,227 @@
+#include "capd/policy.h"
+
+#include <arpa/inet.h>
+
+namespace capnet {
+namespace {
+
+std::string formatIpv4(uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
+         std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
+}
+
+PolicyDecision deny(PolicyDecision d, GrantDenial why, std::string rule) {
+  d.allowed = false;
+  d.denial = why;
+  d.rules.push_back(rule + ": deny");
+  d.reason = std::string(grantDenialReason(why)) + " (" + rule + ")";
+  return d;
+}
+
+}  // namespace
+
+std::string_view grantDenialReason(GrantDenial d) {
+  switch (d) {
+    case GrantDenial::kInternal: return "internal";
+    case GrantDenial::kDevnetOff: return "devnet-off";
+    case GrantDenial::kConfigInvalid: return "config-invalid";
+    case GrantDenial::kUnknownPrincipal: return "unknown-principal";
+    case GrantDenial::kMissingCapability: return "no-cap";
+    case GrantDenial::kBadScope: return "bad-scope";
+    case GrantDenial::kUnknownHost: return "unknown-host";
+    case GrantDenial::kNetdUnreachable: return "netd-unreachable";
+  }
+  return "internal";
+}
+
+std::vector<std::string_view> capabilitiesForScheme(std::string_view scheme, bool hostIsName) {
+  if (scheme == "tcp") {
+    if (hostIsName) return {"net.tcp.connect", "net.dns.resolve"};
+    return {"net.tcp.connect"};
+  }
+  if (scheme == "tls") {
+    if (hostIsName) return {"net.tcp.connect", "net.tls.validate", "net.dns.resolve"};
+    return {"net.tcp.connect", "net.tls.validate"};
+  }
+  if (scheme == "http") return {"net.http.devnet"};
+  if (scheme == "https") return {"net.http.devnet", "net.tls.validate"};
+  return {};
+}
+
+std::shared_ptr<const Policy> Policy::denyAll(std::string source, std::vector<std::string> problems) {
+  auto p = std::shared_ptr<Policy>(new Policy());
+  p->source_ = std::move(source);
+  p->problems_ = std::move(problems);
+  return p;
+}
+
+std::shared_ptr<const Policy> Policy::fromConfig(std::shared_ptr<const ConfigDocument> config,
+                                                 std::string source) {
+  auto p = std::shared_ptr<Policy>(new Policy());
+  p->source_ = std::move(source);
+  auto net = config->root().getNetwork();
+  p->devnet_ = net.getDevnet().getEnabled();
+  p->lifetimeMs_ = net.getGrants().getLifetimeMs();
+  for (auto entry : net.getPrincipals()) {
+    PrincipalInfo info;
+    info.name = entry.getKey();
+    info.uid = entry.getValue().getUid();
+    for (auto c : entry.getValue().getCapabilities()) info.capabilities.insert(c.cStr());
+    p->byName_.emplace(info.name, info.uid);
+    p->byUid_.emplace(info.uid, std::move(info));
+  }
+  for (auto h : net.getHosts()) {
+    uint32_t addr = 0;
+    if (parseIpv4(h.getValue().cStr(), addr)) p->hosts_.emplace(h.getKey().cStr(), addr);
+  }
+  p->config_ = std::move(config);
+  return p;
+}
+
+const PrincipalInfo* Policy::principalByUid(uid_t uid) const {
+  auto it = byUid_.find(uid);
+  return it == byUid_.end() ? nullptr : &it->second;
+}
+
+const PrincipalInfo* Policy::principalByName(std::string_view name) const {
+  auto it = byName_.find(name);
+  return it == byName_.end() ? nullptr : principalByUid(it->second);
+}
+
+bool Policy::holds(uid_t uid, std::string_view capability) const {
+  auto* p = principalByUid(uid);
+  return valid() && p != nullptr && p->holds(capability);
+}
+
+std::optional<uint32_t> Policy::resolve(std::string_view host) const {
+  auto it = hosts_.find(host);
+  if (it != hosts_.end()) return it->second;
+  uint32_t literal = 0;
+  if (parseIpv4(host, literal)) {
+    for (const auto& [name, addr] : hosts_) {
+      if (addr == literal) return literal;
+    }
+  }
+  return std::nullopt;
+}
+
+PolicyDecision Policy::decideGrant(const GrantRequest& r, int64_t nowMs) const {
+  PolicyDecision d;
+  if (!valid()) return deny(std::move(d), GrantDenial::kConfigInvalid, "config is valid");
+  d.rules.push_back("config is valid: ok");
+  if (!devnet_) return deny(std::move(d), GrantDenial::kDevnetOff, "network.devnet.enabled");
+  d.rules.push_back("network.devnet.enabled: ok");
+
+  const PrincipalInfo* caller = principalByUid(r.callerUid);
+  if (caller == nullptr) {
+    return deny(std::move(d), GrantDenial::kUnknownPrincipal,
+                "caller uid " + std::to_string(r.callerUid) + " is a principal");
+  }
+  d.rules.push_back("caller uid " + std::to_string(r.callerUid) + " is principal \"" + caller->name + "\": ok");
+
+  const bool directScheme = r.scheme == "tcp" || r.scheme == "tls";
+  const bool fetchScheme = r.scheme == "http" || r.scheme == "https";
+  const PrincipalInfo* subject = caller;
+  if (r.delegated) {
+    if (!caller->holds("net.grant.delegate")) {
+      return deny(std::move(d), GrantDenial::kMissingCapability, caller->name + " holds net.grant.delegate");
+    }
+    d.rules.push_back(caller->name + " holds net.grant.delegate: ok");
+    subject = principalByUid(r.subjectUid);
+    if (subject == nullptr) {
+      return deny(std::move(d), GrantDenial::kUnknownPrincipal,
+                  "subject uid " + std::to_string(r.subjectUid) + " is a principal");
+    }
+    d.rules.push_back("subject uid " + std::to_string(r.subjectUid) + " is principal \"" + subject->name + "\": ok");
+    if (!fetchScheme) {
+      return deny(std::move(d), GrantDenial::kBadScope, "delegated scheme \"" + r.scheme + "\" is http or https");
+    }
+  } else if (!directScheme) {
+    return deny(std::move(d), GrantDenial::kBadScope, "direct scheme \"" + r.scheme + "\" is tcp or tls");
+  }
+  d.rules.push_back("scheme " + r.scheme + ": ok");
+
+  uint32_t literal = 0;
+  const bool isLiteral = parseIpv4(r.host, literal);
+  if (r.port == 0 || r.host.empty() || (!isLiteral && !isHostname(r.host))) {
+    return deny(std::move(d), GrantDenial::kBadScope, "scope host and port are well-formed");
+  }
+  d.rules.push_back("scope " + r.scheme + "://" + r.host + ":" + std::to_string(r.port) + " well-formed: ok");
+
+  for (auto cap : capabilitiesForScheme(r.scheme, !isLiteral)) {
+    if (!subject->holds(cap)) {
+      return deny(std::move(d), GrantDenial::kMissingCapability, subject->name + " holds " + std::string(cap));
+    }
+    d.rules.push_back(subject->name + " holds " + std::string(cap) + ": ok");
+  }
+
+  auto addr = resolve(r.host);
+  if (!addr) return deny(std::move(d), GrantDenial::kUnknownHost, "network.hosts lists " + r.host);
+  d.address = *addr;
+  d.rules.push_back("network.hosts: " + r.host + " -> " + formatIpv4(*addr) + ": ok");
+
+  auto net = config_->root().getNetwork();
+  auto tls = net.getTls();
+  if (tls.getCertTimePolicy() == idl::CertTimePolicy::IGNORE_VALIDITY) {
+    // Honoured only while devnet is on, which it is at this point.
+    d.tls.timePolicy = TimePolicy::kIgnoreValidity;
+    d.ignoreValidityWarning = r.scheme == "tls" || r.scheme == "https";
+    d.rules.push_back("network.tls.certTimePolicy: ignore-validity (devnet on; warned at every use)");
+  } else {
+    d.rules.push_back("network.tls.certTimePolicy: enforce");
+  }
+  bool allow12 = tls.getMinVersion() == idl::TlsVersion::TLS12;
+  for (auto h : tls.getAllowTls12()) {
+    if (r.host == h.cStr()) allow12 = true;
+  }
+  d.tls.minVersion = allow12 ? MinTlsVersion::kTls12 : MinTlsVersion::kTls13;
+  for (auto pin : tls.getPins()) {
+    if (r.host != pin.getKey().cStr()) continue;
+    int64_t expires = 0;
+    parseDate(pin.getValue().getExpires().cStr(), expires);
+    d.tls.pinsExpireAtMs = expires;
+    for (auto b64 : pin.getValue().getSpkiSha256()) {
+      std::vector<uint8_t> bytes;
+      if (decodeBase64(b64.cStr(), bytes) && bytes.size() == 32) {
+        std::array<uint8_t, 32> digest{};
+        std::copy(bytes.begin(), bytes.end(), digest.begin());
+        d.tls.pins.push_back(digest);
+      }
+    }
+    d.rules.push_back(std::string("network.tls.pins: ") + std::to_string(d.tls.pins.size()) + " pins" +
+                      (nowMs >= expires ? " (expired: skipped at connect)" : ""));
+  }
+  d.connectTimeoutMs = net.getTimeouts().getConnectMs();
+  d.handshakeTimeoutMs = net.getTimeouts().getHandshakeMs();
+  d.allowed = true;
+  d.reason = "allowed";
+  return d;
+}
+
+PolicyDecision Policy::decideCapability(uid_t uid, std::string_view capability) const {
+  PolicyDecision d;
+  if (!valid()) return deny(std::move(d), GrantDenial::kConfigInvalid, "config is valid");
+  const PrincipalInfo* p = principalByUid(uid);
+  if (p == nullptr) {
+    return deny(std::move(d), GrantDenial::kUnknownPrincipal, "uid " + std::to_string(uid) + " is a principal");
+  }
+  d.rules.push_back("uid " + std::to_string(uid) + " is principal \"" + p->name + "\": ok");
+  if (!p->holds(capability)) {
+    return deny(std::move(d), GrantDenial::kMissingCapability, p->name + " holds " + std::string(capability));
+  }
+  d.rules.push_back(p->name + " holds " + std::string(capability) + ": ok");
+  d.allowed = true;
+  d.reason = "allowed";
+  return d;
+}
+
+std::string Policy::summary() const {
+  if (!valid()) {
+    return "config invalid (" + std::to_string(problems_.size()) + " problems): " + source_ + "; denying everything";
+  }
+  return "config ok: " + source_ + ": devnet=" + (devnet_ ? "on" : "off") +
+         " principals=" + std::to_string(byUid_.size()) + " hosts=" + std::to_string(hosts_.size()) +
+         " grant-lifetime-ms=" + std::to_string(lifetimeMs_);
+}
+
+}  // namespace capnet

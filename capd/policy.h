@@ -1,0 +1,107 @@
+// The immutable policy object capd decides from. Built from a validated ConfigDocument (or as
+// deny-all when the config is invalid); swapped whole on reload, never mutated.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "capd/config.h"
+#include "capd/grant-registry.h"
+
+namespace capnet {
+
+struct PrincipalInfo {
+  std::string name;
+  uid_t uid = 0;
+  std::set<std::string, std::less<>> capabilities;
+  bool holds(std::string_view capability) const { return capabilities.count(capability) != 0; }
+};
+
+// Why a grant was refused; mirrors idl::GrantRefusal. The zero value denies.
+enum class GrantDenial : uint8_t {
+  kInternal = 0,
+  kDevnetOff,
+  kConfigInvalid,
+  kUnknownPrincipal,
+  kMissingCapability,
+  kBadScope,
+  kUnknownHost,
+  kNetdUnreachable,
+};
+std::string_view grantDenialReason(GrantDenial d);   // "devnet-off", "no-cap", ...
+
+struct GrantRequest {
+  uid_t callerUid = 0;          // SO_PEERCRED of the broker connection.
+  uid_t subjectUid = 0;         // == callerUid unless delegated.
+  bool delegated = false;       // requestGrantFor (fetchd) rather than requestGrant.
+  std::string scheme;
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct PolicyDecision {
+  bool allowed = false;
+  GrantDenial denial = GrantDenial::kInternal;
+  std::string reason;                 // the first rule that denied, or "allowed".
+  std::vector<std::string> rules;     // every rule evaluated, in order, with its outcome.
+  // Filled when allowed: what the grant carries to netd.
+  uint32_t address = 0;
+  GrantTls tls;
+  bool ignoreValidityWarning = false; // ignore-validity is in force: say so loudly.
+  uint32_t connectTimeoutMs = 0;
+  uint32_t handshakeTimeoutMs = 0;
+};
+
+class Policy {
+ public:
+  // A policy that denies everything, e.g. because the config did not validate.
+  static std::shared_ptr<const Policy> denyAll(std::string source, std::vector<std::string> problems);
+  static std::shared_ptr<const Policy> fromConfig(std::shared_ptr<const ConfigDocument> config,
+                                                  std::string source);
+
+  bool valid() const { return config_ != nullptr; }
+  const std::vector<std::string>& problems() const { return problems_; }
+  const std::string& source() const { return source_; }
+  bool devnetEnabled() const { return devnet_; }
+  uint32_t grantLifetimeMs() const { return lifetimeMs_; }
+
+  const PrincipalInfo* principalByUid(uid_t uid) const;
+  const PrincipalInfo* principalByName(std::string_view name) const;
+  bool holds(uid_t uid, std::string_view capability) const;
+
+  // Destinations are the hosts map only: a name listed there, or an IPv4 literal that is one of
+  // its addresses. There is no DNS.
+  std::optional<uint32_t> resolve(std::string_view host) const;
+
+  // The mint decision. nowMs decides whether pin sets have expired.
+  PolicyDecision decideGrant(const GrantRequest& request, int64_t nowMs) const;
+
+  // Whether `uid` holds `capability`, explained (Broker.check).
+  PolicyDecision decideCapability(uid_t uid, std::string_view capability) const;
+
+  std::string summary() const;   // one line for `capd --check` and start-up.
+
+ private:
+  Policy() = default;
+  std::shared_ptr<const ConfigDocument> config_;
+  std::string source_;
+  std::vector<std::string> problems_;
+  bool devnet_ = false;
+  uint32_t lifetimeMs_ = 60000;
+  std::map<uid_t, PrincipalInfo> byUid_;
+  std::map<std::string, uid_t, std::less<>> byName_;
+  std::map<std::string, uint32_t, std::less<>> hosts_;
+};
+
+// The capabilities a scheme needs of the subject (docs/networking/security-model.md).
+std::vector<std::string_view> capabilitiesForScheme(std::string_view scheme, bool hostIsName);
+
+}  // namespace capnet

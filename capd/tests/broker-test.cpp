@@ -1,0 +1,387 @@
+#include <capnp/rpc-twoparty.h>
+#include <doctest/doctest.h>
+#include <kj/async-io.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+#include <variant>
+
+#include "capd/broker.h"
+#include "common/audit.h"
+#include "common/rpc-server.h"
+
+using namespace capnet;
+
+namespace {
+
+// netd as capd sees it, in memory.
+class FakeNetd final : public NetdLink {
+ public:
+  bool up = true;
+  std::vector<GrantRecord> registered;
+  std::vector<GrantToken> revoked;
+  int revokeAllCalls = 0;
+  std::vector<std::pair<bool, uint64_t>> announced;
+  bool connected() const override { return up; }
+  kj::Promise<bool> registerGrant(const GrantRecord& g) override {
+    if (!up) return false;
+    registered.push_back(g);
+    return true;
+  }
+  kj::Promise<void> revoke(const GrantToken& t) override {
+    revoked.push_back(t);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> revokeAll() override {
+    ++revokeAllCalls;
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> announce(bool on, uint64_t gen) override {
+    announced.emplace_back(on, gen);
+    return kj::READY_NOW;
+  }
+};
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char t[] = "/tmp/capd-test-XXXXXX";
+    path = mkdtemp(t);
+    chmod(path.c_str(), 0755);   // other test uids must reach the socket.
+  }
+  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(path + "/" + name) << text;
+    return path + "/" + name;
+  }
+};
+
+std::string configJson(bool devnet, uid_t appUid) {
+  return std::string(R"({"network": {"devnet": {"enabled": )") + (devnet ? "true" : "false") +
+         R"(}, "principals": {"app": {"uid": )" + std::to_string(appUid) +
+         R"(, "capabilities": ["net.tcp.connect", "net.dns.resolve", "net.dev.enable"]}},
+            "hosts": {"devnet.test": "10.0.2.2"}, "grants": {"lifetimeMs": 60000}}})";
+}
+
+struct Captured {
+  std::vector<std::string> lines;
+  Captured() { setAuditSink([this](const std::string& l) { lines.push_back(l); }); }
+  ~Captured() { setAuditSink({}); }
+  bool has(const std::string& prefix) const {
+    for (const auto& l : lines) {
+      if (l.rfind(prefix, 0) == 0) return true;
+    }
+    return false;
+  }
+};
+
+GrantRequest tcpRequest(uid_t uid) { return GrantRequest{uid, uid, false, "tcp", "devnet.test", 7}; }
+
+// A test principal uid distinct from root: the kernel reports it through SO_PEERCRED.
+uid_t testUid() { return getuid() == 0 ? 2000 : getuid(); }
+
+// Connects to `path` from a thread whose (thread-local, raw syscall) credentials are `uid`, so the
+// server's SO_PEERCRED sees that uid. Returns the connected fd or -1.
+int connectAs(uid_t uid, const std::string& path) {
+  int fd = -1;
+  std::thread t([&]() {
+    if (uid != getuid() && syscall(SYS_setresuid, uid, uid, uid) != 0) return;
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+    if (connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      close(s);
+      return;
+    }
+    fd = s;
+  });
+  t.join();
+  return fd;
+}
+
+}  // namespace
+
+TEST_CASE("a minted grant is registered with netd before the token is returned, bound and scoped") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  Captured audit;
+  Capd capd(clock, netd, {dir.write("n.json", configJson(true, 2000)), ""});
+  capd.start();
+  auto out = capd.mint(tcpRequest(2000)).wait(io.waitScope);
+  REQUIRE(out.granted);
+  REQUIRE(netd.registered.size() == 1);
+  const auto& g = netd.registered[0];
+  CHECK(g.token == out.token);
+  CHECK(g.holderUid == 2000);
+  CHECK(g.subjectUid == 2000);
+  CHECK(g.scheme == "tcp");
+  CHECK(g.host == "devnet.test");
+  CHECK(g.port == 7);
+  CHECK(g.address == 0x0a000202u);
+  CHECK(g.expiresAtMs == 61000);
+  CHECK(out.expiresAtMs == 61000);
+  CHECK(capd.activeGrants() == 1);
+  CHECK(audit.has("capd: mint principal=app holder=app scope=tcp://devnet.test:7 expires-ms=61000"));
+  auto second = capd.mint(tcpRequest(2000)).wait(io.waitScope);
+  CHECK(second.token != out.token);   // fresh randomness per grant.
+}
+
+TEST_CASE("devnet off denies the mint with an audit line and registers nothing") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(0);
+  FakeNetd netd;
+  Captured audit;
+  Capd capd(clock, netd, {dir.write("n.json", configJson(false, 2000)), ""});
+  capd.start();
+  auto out = capd.mint(tcpRequest(2000)).wait(io.waitScope);
+  CHECK_FALSE(out.granted);
+  CHECK(out.denial == GrantDenial::kDevnetOff);
+  CHECK(netd.registered.empty());
+  CHECK(audit.has("capd: deny principal=app reason=devnet-off scope=tcp://devnet.test:7"));
+}
+
+TEST_CASE("netd unreachable: no grant is handed out") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(0);
+  FakeNetd netd;
+  netd.up = false;
+  Captured audit;
+  Capd capd(clock, netd, {dir.write("n.json", configJson(true, 2000)), ""});
+  capd.start();
+  auto out = capd.mint(tcpRequest(2000)).wait(io.waitScope);
+  CHECK_FALSE(out.granted);
+  CHECK(out.denial == GrantDenial::kNetdUnreachable);
+  CHECK(audit.has("capd: deny principal=app reason=netd-unreachable"));
+}
+
+TEST_CASE("grants expire by the injected clock") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(0);
+  FakeNetd netd;
+  Captured audit;
+  Capd capd(clock, netd, {dir.write("n.json", configJson(true, 2000)), ""});
+  capd.start();
+  REQUIRE(capd.mint(tcpRequest(2000)).wait(io.waitScope).granted);
+  CHECK(capd.activeGrants() == 1);
+  clock.set(59999);
+  CHECK(capd.activeGrants() == 1);
+  clock.set(60000);
+  CHECK(capd.activeGrants() == 0);
+}
+
+TEST_CASE("a reload that turns devnet off revokes every grant at capd and netd") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(0);
+  FakeNetd netd;
+  Captured audit;
+  std::string path = dir.write("n.json", configJson(true, 2000));
+  Capd capd(clock, netd, {path, ""});
+  capd.start();
+  REQUIRE(capd.mint(tcpRequest(2000)).wait(io.waitScope).granted);
+  REQUIRE(capd.mint(tcpRequest(2000)).wait(io.waitScope).granted);
+  dir.write("n.json", configJson(false, 2000));
+  auto out = capd.reload().wait(io.waitScope);
+  CHECK(out.applied);
+  CHECK(out.revoked == 2);
+  CHECK(capd.activeGrants() == 0);
+  CHECK(netd.revokeAllCalls == 1);
+  REQUIRE_FALSE(netd.announced.empty());
+  CHECK(netd.announced.back().first == false);
+  CHECK_FALSE(capd.policy()->devnetEnabled());
+  CHECK(audit.has("capd: reload applied=yes"));
+}
+
+TEST_CASE("a reload that removes a capability revokes only the grants it no longer allows") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(0);
+  FakeNetd netd;
+  Captured audit;
+  std::string path = dir.write("n.json", configJson(true, 2000));
+  Capd capd(clock, netd, {path, ""});
+  capd.start();
+  auto g = capd.mint(tcpRequest(2000)).wait(io.waitScope);
+  REQUIRE(g.granted);
+  dir.write("n.json", R"({"network": {"devnet": {"enabled": true}, "principals": {"app": {"uid": 2000}},
+                          "hosts": {"devnet.test": "10.0.2.2"}}})");
+  auto out = capd.reload().wait(io.waitScope);
+  CHECK(out.applied);
+  CHECK(out.revoked == 1);
+  REQUIRE(netd.revoked.size() == 1);
+  CHECK(netd.revoked[0] == g.token);
+  CHECK(netd.revokeAllCalls == 0);
+}
+
+TEST_CASE("an invalid config on reload changes nothing and reports every problem") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(0);
+  FakeNetd netd;
+  Captured audit;
+  std::string path = dir.write("n.json", configJson(true, 2000));
+  Capd capd(clock, netd, {path, ""});
+  capd.start();
+  REQUIRE(capd.mint(tcpRequest(2000)).wait(io.waitScope).granted);
+  auto before = capd.policy();
+  dir.write("n.json", R"({"network": {"devnet": {"enabled": false}, "hosts": {"x": "nope"}}})");
+  auto out = capd.reload().wait(io.waitScope);
+  CHECK_FALSE(out.applied);
+  CHECK(out.errors == std::vector<std::string>{R"(network.hosts["x"]: not an IPv4 address)"});
+  CHECK(capd.policy() == before);
+  CHECK(capd.activeGrants() == 1);
+  CHECK(netd.revokeAllCalls == 0);
+  CHECK(audit.has("capd: reload applied=no"));
+}
+
+TEST_CASE("an invalid config at start-up denies everything with config-invalid, never falls back") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(0);
+  FakeNetd netd;
+  Captured audit;
+  // The state disk's config is broken; the image default would allow nothing either, but capd must
+  // not silently pick another file.
+  std::string image = dir.write("image.json", configJson(true, 2000));
+  std::string state = dir.write("state.json", "{\"network\": {\"devnet\": {\"enabled\": tru");
+  Capd capd(clock, netd, {image, state});
+  capd.start();
+  CHECK_FALSE(capd.policy()->valid());
+  CHECK(capd.policy()->source() == state);
+  auto out = capd.mint(tcpRequest(2000)).wait(io.waitScope);
+  CHECK(out.denial == GrantDenial::kConfigInvalid);
+  CHECK(audit.has("capd: config state=invalid"));
+  CHECK(audit.has("capd: deny principal=uid:2000 reason=config-invalid"));
+}
+
+TEST_CASE("the state disk's config overrides the image default when present") {
+  TempDir dir;
+  std::string image = dir.write("image.json", configJson(false, 2000));
+  std::string state = dir.write("state.json", configJson(true, 2000));
+  CHECK(loadPolicy({image, state})->devnetEnabled());
+  CHECK_FALSE(loadPolicy({image, dir.path + "/absent.json"})->devnetEnabled());
+}
+
+TEST_CASE("identity is the kernel's: SO_PEERCRED over a real Unix socket decides the principal") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(0);
+  FakeNetd netd;
+  Captured audit;
+  const uid_t app = testUid();
+  Capd capd(clock, netd, {dir.write("n.json", configJson(true, app)), ""});
+  capd.start();
+  UnixRpcServer server(*io.provider, "capd", RpcLimits{}, [&](const PeerCredentials& peer) {
+    return kj::Maybe<capnp::Capability::Client>(capnp::Capability::Client(capd.brokerFor(peer.uid)));
+  });
+  std::string sock = dir.path + "/capd.sock";
+  server.bind(sock, 0666).wait(io.waitScope);
+  auto serving = server.run().eagerlyEvaluate([](kj::Exception&& e) { FAIL(e.getDescription().cStr()); });
+
+  auto ask = [&](uid_t as) {
+    int fd = connectAs(as, sock);
+    REQUIRE(fd >= 0);
+    auto stream = io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+    capnp::TwoPartyClient client(*stream);
+    auto broker = client.bootstrap().castAs<idl::Broker>();
+    auto req = broker.requestGrantRequest();
+    auto scope = req.initScope();
+    scope.setScheme("tcp");
+    scope.setHost("devnet.test");
+    scope.setPort(7);
+    return req.send().then(
+        [](capnp::Response<idl::Broker::RequestGrantResults>&& r) {
+          return std::string(r.getResult().isGranted() ? "granted" : "refused");
+        },
+        [](kj::Exception&& e) { return std::string(e.getDescription().cStr()); })
+        .wait(io.waitScope);
+  };
+
+  CHECK(ask(app) == "granted");
+  REQUIRE(netd.registered.size() == 1);
+  CHECK(netd.registered[0].holderUid == app);
+  if (getuid() == 0) {
+    // The same request from another uid (root, which no config can name) is refused by the gate:
+    // requestGrant requires net.tcp.connect, and uid 0 holds nothing.
+    CHECK(ask(0).find("permission denied: Broker.requestGrant requires net.tcp.connect") != std::string::npos);
+    CHECK(ask(2001).find("permission denied") != std::string::npos);
+    CHECK(netd.registered.size() == 1);
+  }
+}
+
+TEST_CASE("hostile Cap'n Proto messages are refused and only that connection is dropped") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(0);
+  FakeNetd netd;
+  Captured audit;
+  const uid_t app = testUid();
+  Capd capd(clock, netd, {dir.write("n.json", configJson(true, app)), ""});
+  capd.start();
+  UnixRpcServer server(*io.provider, "capd", RpcLimits{}, [&](const PeerCredentials& peer) {
+    return kj::Maybe<capnp::Capability::Client>(capnp::Capability::Client(capd.brokerFor(peer.uid)));
+  });
+  std::string sock = dir.path + "/capd.sock";
+  server.bind(sock, 0666).wait(io.waitScope);
+  auto serving = server.run().eagerlyEvaluate([](kj::Exception&& e) { FAIL(e.getDescription().cStr()); });
+
+  {
+    // Over the traversal limit: a 1 MiB host name.
+    int fd = connectAs(app, sock);
+    REQUIRE(fd >= 0);
+    auto stream = io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+    capnp::TwoPartyClient client(*stream);
+    auto broker = client.bootstrap().castAs<idl::Broker>();
+    auto req = broker.requestGrantRequest();
+    auto scope = req.initScope();
+    scope.setScheme("tcp");
+    scope.setHost(std::string(1 << 20, 'a'));
+    scope.setPort(7);
+    bool failed = req.send().then([](auto&&) { return false; }, [](kj::Exception&&) { return true; }).wait(io.waitScope);
+    CHECK(failed);
+  }
+  {
+    // Garbage framing: a segment table announcing 2^31 segments.
+    int fd = connectAs(app, sock);
+    REQUIRE(fd >= 0);
+    uint32_t junk[4] = {0x7fffffffu, 0xffffffffu, 0, 0};
+    CHECK(write(fd, junk, sizeof(junk)) == static_cast<ssize_t>(sizeof(junk)));
+    auto stream = io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+    char buf[64];
+    // The server closes the connection (EOF or reset), it does not crash.
+    auto n = stream->tryRead(buf, 1, sizeof(buf)).then([](size_t n) { return n; }, [](kj::Exception&&) { return size_t(0); })
+                 .wait(io.waitScope);
+    (void)n;
+  }
+  // The server still serves a well-behaved client.
+  int fd = connectAs(app, sock);
+  REQUIRE(fd >= 0);
+  auto stream = io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  capnp::TwoPartyClient client(*stream);
+  auto status = client.bootstrap().castAs<idl::Broker>().statusRequest().send().wait(io.waitScope);
+  CHECK(status.getDevnetEnabled());
+  CHECK(status.getConfigValid());
+}
+
+TEST_CASE("capd --explain style decisions list each rule") {
+  TempDir dir;
+  auto policy = loadPolicy({dir.write("n.json", configJson(true, 2000)), ""});
+  auto d = explainUrl(*policy, 2000, "tcp://devnet.test:7", 0);
+  CHECK(d.allowed);
+  CHECK(d.rules.size() >= 5);
+  auto https = explainUrl(*policy, 2000, "https://devnet.test/", 0);
+  CHECK_FALSE(https.allowed);
+  CHECK(https.reason == "no-cap (app holds net.http.fetch)");
+}

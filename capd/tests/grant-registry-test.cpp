@@ -1,0 +1,83 @@
+#include <doctest/doctest.h>
+
+#include "capd/grant-registry.h"
+
+using namespace capnet;
+
+namespace {
+
+GrantRecord grant(uint8_t seed, uid_t holder, std::string scheme = "tcp") {
+  GrantRecord g;
+  g.token.fill(seed);
+  g.subjectUid = holder;
+  g.holderUid = holder;
+  g.scheme = std::move(scheme);
+  g.host = "devnet.test";
+  g.port = 7;
+  g.address = 0x0a000202u;
+  g.expiresAtMs = 1000;
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("registry check order: unknown -> revoked -> expired -> holder uid -> scope") {
+  FakeClock clock(0);
+  GrantRegistry r(clock);
+  r.add(grant(1, 100));
+  GrantToken t;
+  t.fill(1);
+  GrantToken forged;
+  forged.fill(9);
+
+  CHECK(r.check(t, 100, false, "devnet.test", 7).allowed());
+  CHECK(r.check(t, 100, false, "devnet.test", 7).grant->address == 0x0a000202u);
+  CHECK(r.check(forged, 100, false, "devnet.test", 7).decision == GrantDecision::kNoCap);
+  CHECK(r.check(std::span<const uint8_t>(), 100, false, "devnet.test", 7).decision == GrantDecision::kNoCap);
+  CHECK(r.check(std::span<const uint8_t>(t.data(), 8), 100, false, "devnet.test", 7).decision == GrantDecision::kNoCap);
+  CHECK(r.check(t, 101, false, "devnet.test", 7).decision == GrantDecision::kWrongUid);
+  CHECK(r.check(t, 100, false, "other.test", 7).decision == GrantDecision::kOutOfScope);
+  CHECK(r.check(t, 100, false, "devnet.test", 8).decision == GrantDecision::kOutOfScope);
+  CHECK(r.check(t, 100, true, "devnet.test", 7).decision == GrantDecision::kOutOfScope);
+  clock.set(1000);
+  CHECK(r.check(t, 101, false, "devnet.test", 7).decision == GrantDecision::kExpired);
+  clock.set(999);
+  CHECK(r.revoke(t));
+  CHECK(r.check(t, 100, false, "devnet.test", 7).decision == GrantDecision::kRevoked);
+  CHECK_FALSE(r.revoke(t));
+}
+
+TEST_CASE("tls and https grants match TLS connects while tcp and http grants match plain ones") {
+  FakeClock clock(0);
+  GrantRegistry r(clock);
+  r.add(grant(2, 100, "https"));
+  r.add(grant(3, 100, "http"));
+  GrantToken https, http;
+  https.fill(2);
+  http.fill(3);
+  CHECK(r.check(https, 100, true, "devnet.test", 7).allowed());
+  CHECK(r.check(https, 100, false, "devnet.test", 7).decision == GrantDecision::kOutOfScope);
+  CHECK(r.check(http, 100, false, "devnet.test", 7).allowed());
+}
+
+TEST_CASE("revokeAll revokes every grant and sweep drops expired ones") {
+  FakeClock clock(0);
+  GrantRegistry r(clock);
+  r.add(grant(1, 100));
+  r.add(grant(2, 100));
+  CHECK(r.revokeAll() == 2);
+  CHECK(r.size() == 0);
+  GrantToken t;
+  t.fill(2);
+  CHECK(r.check(t, 100, false, "devnet.test", 7).decision == GrantDecision::kRevoked);
+  r.add(grant(3, 100));
+  clock.set(5000);
+  CHECK(r.sweep() == 1);
+  CHECK(r.size() == 0);
+}
+
+TEST_CASE("a default GrantCheck denies") {
+  GrantCheck c;
+  CHECK_FALSE(c.allowed());
+  CHECK(grantDecisionReason(c.decision) == "no-cap");
+}
