@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The marker contract of TASK-0194: boots the guest under QEMU once per profile and decides from
+# the console log (and the host fixtures' logs) whether the profile passed.
+#
+#   RUN_UNTIL_MARKER=1 RUN_TIMEOUT=200s ./scripts/qemu-test.sh     # every profile
+#   PROFILE=devnet-off ./scripts/qemu-test.sh                      # one profile
+#
+# Each profile's required and forbidden markers live in scripts/markers.conf. Exit 0 only when every
+# enabled profile saw all its required markers and none of its forbidden ones. Logs: build/qemu/.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${CAPNET_BUILD_DIR:-$here/build}
+conf="$here/scripts/markers.conf"
+outdir="$build/qemu"
+run_until_marker=${RUN_UNTIL_MARKER:-0}
+timeout_s=${RUN_TIMEOUT:-200s}
+timeout_s=${timeout_s%s}
+[[ "$timeout_s" =~ ^[0-9]+$ ]] || { echo "qemu-test: RUN_TIMEOUT must be seconds, e.g. 200s" >&2; exit 2; }
+rtc_base=2026-06-01T00:00:00
+
+"$here/scripts/build.sh" plain >/dev/null
+"$here/scripts/build-guest.sh"
+mkdir -p "$outdir"
+
+# --- read the contract --------------------------------------------------------------------------
+declare -A conf_val
+declare -a profiles=()
+section=
+while IFS= read -r line || [[ -n "$line" ]]; do
+  line=${line%%$'\r'}
+  [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+  if [[ "$line" =~ ^\[([a-z0-9-]+)\]$ ]]; then
+    section=${BASH_REMATCH[1]}
+    [[ "$section" == global ]] || profiles+=("$section")
+    continue
+  fi
+  if [[ "$line" =~ ^([a-z]+)[[:space:]]*=[[:space:]]*(.*)$ ]]; then
+    key="$section.${BASH_REMATCH[1]}"
+    conf_val[$key]+="${BASH_REMATCH[2]}"$'\n'
+  else
+    echo "qemu-test: $conf: cannot parse: $line" >&2
+    exit 2
+  fi
+done < "$conf"
+
+values() { printf '%s' "${conf_val[$1]:-}" | sed '/^$/d'; }
+value() { values "$1" | head -n 1; }
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# --- one profile ----------------------------------------------------------------------------------
+run_profile() {
+  local p=$1
+  local log="$outdir/uart-$p.log" fixlog="$outdir/fixture-$p.log" nonce
+  nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
+  : > "$log"
+  : > "$fixlog"
+
+  local state="$outdir/state-$p.img" stage="$outdir/state-$p"
+  rm -rf "$stage" && mkdir -p "$stage/config" "$stage/trust/installed"
+  case "$(value "$p.state")" in
+    devnet-on) cp "$here/config/devnet-on.json" "$stage/config/network.json" ;;
+    empty|"") ;;
+    *) echo "qemu-test: $p: unknown state '$(value "$p.state")'" >&2; return 2 ;;
+  esac
+  rm -f "$state"
+  mke2fs -q -F -t ext4 -d "$stage" "$state" 32M
+
+  local -a net=()
+  case "$(value "$p.nic")" in
+    vfio)
+      local fwd="" spec ipport prog
+      while IFS= read -r spec; do
+        [[ -n "$spec" ]] || continue
+        ipport=${spec%% *}
+        prog=${spec#* }
+        prog=${prog//\$NONCE/$nonce}
+        prog=${prog//\$LOG/$fixlog}
+        prog=${prog//\$BUILD/$build}
+        # Each fixture is bounded: guestfwd programs outlive QEMU otherwise.
+        fwd+=",guestfwd=tcp:$ipport-cmd:timeout 60 $prog"
+      done < <(values "$p.fixture")
+      net=(-netdev "user,id=n0,restrict=on,ipv6=off,net=10.0.2.0/24$fwd"
+           -device virtio-net-pci,netdev=n0,disable-legacy=on,iommu_platform=on,romfile=)
+      ;;
+    none) net=(-nic none) ;;
+    *) echo "qemu-test: $p: unknown nic '$(value "$p.nic")'" >&2; return 2 ;;
+  esac
+
+  local start=$SECONDS
+  qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -m 512 -smp 1 -cpu max \
+    -device intel-iommu,intremap=on \
+    -kernel "$build/guest/vmlinux" -initrd "$build/guest/initrd.cpio" \
+    -append "console=ttyS0 quiet intel_iommu=on panic=-1 capnet.profile=$p" \
+    -rtc "base=$rtc_base,clock=vm" \
+    -drive "file=$state,if=virtio,format=raw" \
+    "${net[@]}" \
+    -display none -serial "file:$log" -monitor none -no-reboot &
+  local qpid=$!
+  pids+=("$qpid")
+
+  local -a required forbidden
+  mapfile -t required < <(values "$p.require")
+  mapfile -t forbidden < <(values "global.forbid"; values "$p.forbid")
+  while kill -0 "$qpid" 2>/dev/null; do
+    if (( SECONDS - start >= timeout_s )); then
+      echo "qemu-test: $p: RUN_TIMEOUT (${timeout_s}s) reached" >> "$log"
+      break
+    fi
+    if [[ "$run_until_marker" == 1 ]]; then
+      local all=1 m
+      for m in "${required[@]}"; do grep -qF -- "$m" "$log" || { all=0; break; }; done
+      ((all)) && break
+    fi
+    sleep 0.2
+  done
+  kill "$qpid" 2>/dev/null || true
+  wait "$qpid" 2>/dev/null || true
+
+  local missing=() seen=() m
+  for m in "${required[@]}"; do grep -qF -- "$m" "$log" || missing+=("$m"); done
+  for m in "${forbidden[@]}"; do
+    [[ -n "$m" ]] || continue
+    grep -qF -- "$m" "$log" && seen+=("$m")
+  done
+  local check failed_checks=()
+  while IFS= read -r check; do
+    [[ -n "$check" ]] || continue
+    NONCE=$nonce LOG=$fixlog bash -c "$check" || failed_checks+=("$check")
+  done < <(values "$p.check")
+
+  local secs=$((SECONDS - start))
+  if ((${#missing[@]} == 0 && ${#seen[@]} == 0 && ${#failed_checks[@]} == 0)); then
+    summary+=("$(printf '%-14s PASS %4ss' "$p" "$secs")")
+    return 0
+  fi
+  summary+=("$(printf '%-14s FAIL %4ss' "$p" "$secs")")
+  for m in "${missing[@]}"; do summary+=("    missing: $m"); done
+  for m in "${seen[@]}"; do summary+=("    forbidden: $(grep -F -- "$m" "$log" | head -n 1)"); done
+  for m in "${failed_checks[@]}"; do summary+=("    host check failed: $m"); done
+  summary+=("    log: $log")
+  return 1
+}
+
+selected=("${profiles[@]}")
+if [[ -n "${PROFILE:-}" ]]; then
+  [[ -n "${conf_val[$PROFILE.enabled]:-}" ]] || { echo "qemu-test: no profile '$PROFILE' in $conf" >&2; exit 2; }
+  selected=("$PROFILE")
+fi
+
+summary=()
+rc=0
+for p in "${selected[@]}"; do
+  enabled=$(value "$p.enabled")
+  if [[ "$enabled" != yes ]]; then
+    summary+=("$(printf '%-14s SKIP        reason=%s' "$p" "${enabled#no:}")")
+    continue
+  fi
+  echo "qemu-test: running profile $p"
+  run_profile "$p" || rc=1
+done
+
+echo "== QEMU marker contract"
+printf '%s\n' "${summary[@]}"
+exit "$rc"
