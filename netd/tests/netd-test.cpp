@@ -1,0 +1,351 @@
+#include <capnp/rpc-twoparty.h>
+#include <doctest/doctest.h>
+#include <kj/async-io.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "capd/netd-link.h"
+#include "common/audit.h"
+#include "common/rpc-server.h"
+#include "netd/memory-connection.h"
+#include "netd/server/netd-server.h"
+#include "netd/server/null-stack.h"
+
+using namespace capnet;
+
+namespace {
+
+// A stack whose peer is an in-memory echo server (or refuses, or never answers).
+class FakeStack final : public TcpStack {
+ public:
+  enum Mode { kEcho, kRefuse, kTimeout } mode = kEcho;
+  std::vector<std::pair<uint32_t, uint16_t>> connects;
+  struct Ignore : kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&&) override {}
+  } ignore;
+  kj::TaskSet tasks{ignore};
+  ~FakeStack() noexcept override {}
+
+  bool up() const override { return true; }
+  std::string detail() const override { return "fake"; }
+  kj::Promise<Result<kj::Own<TcpConnection>, ConnectError>> connect(uint32_t a, uint16_t port, uint32_t) override {
+    connects.emplace_back(a, port);
+    if (mode == kRefuse) return Result<kj::Own<TcpConnection>, ConnectError>(fail(ConnectError::kRefused, "RST"));
+    if (mode == kTimeout) return Result<kj::Own<TcpConnection>, ConnectError>(fail(ConnectError::kTimeout, "no SYN-ACK"));
+    auto [client, server] = newMemoryConnectionPair(4096);
+    tasks.add(echo(kj::mv(server)));
+    return Result<kj::Own<TcpConnection>, ConnectError>(kj::Own<TcpConnection>(kj::mv(client)));
+  }
+
+  static kj::Promise<void> echo(kj::Own<MemoryConnection> c) {
+    auto& conn = *c;
+    return conn.read(1024).then([&conn](ReadResult r) -> kj::Promise<void> {
+      if (r.eof) return conn.shutdownWrite();
+      auto data = kj::mv(r.data);
+      auto p = conn.write(data);
+      return p.attach(kj::mv(data)).then([&conn]() { return echo(kj::Own<MemoryConnection>(&conn, kj::NullDisposer::instance)); });
+    }).attach(kj::mv(c));
+  }
+};
+
+struct Captured {
+  std::vector<std::string> lines;
+  Captured() { setAuditSink([this](const std::string& l) { lines.push_back(l); }); }
+  ~Captured() { setAuditSink({}); }
+  bool has(const std::string& s) const {
+    for (const auto& l : lines) {
+      if (l == s || l.rfind(s, 0) == 0) return true;
+    }
+    return false;
+  }
+};
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char t[] = "/tmp/netd-test-XXXXXX";
+    path = mkdtemp(t);
+  }
+  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+};
+
+GrantRecord grant(uint8_t seed, uid_t holder, std::string scheme = "tcp", int64_t expires = 60000) {
+  GrantRecord g;
+  g.token.fill(seed);
+  g.subjectUid = holder;
+  g.holderUid = holder;
+  g.scheme = std::move(scheme);
+  g.host = "devnet.test";
+  g.port = 7;
+  g.address = 0x0a000202u;
+  g.expiresAtMs = expires;
+  return g;
+}
+
+// netd with its control socket, and capd's real link to it (capd's side of the channel).
+struct Rig {
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock{1000};
+  FakeStack stack;
+  Netd netd;
+  UnixRpcServer control;
+  kj::Own<UnixNetdLink> link;
+  kj::Maybe<kj::Promise<void>> serving, linking;
+
+  explicit Rig(uid_t capdUid = getuid())
+      : netd(clock, io.provider->getTimer(), stack, capdUid),
+        control(*io.provider, "netd", RpcLimits{}, [this](const PeerCredentials& p) { return netd.controlFor(p.uid); }) {
+    control.bind(dir.path + "/control.sock", 0600).wait(io.waitScope);
+    serving = control.run().eagerlyEvaluate([](kj::Exception&& e) { FAIL(e.getDescription().cStr()); });
+  }
+
+  // Connects capd's side and announces devnet.
+  void connectCapd(bool devnet) {
+    link = kj::heap<UnixNetdLink>(*io.provider, io.provider->getTimer(), dir.path + "/control.sock",
+                                  [this, devnet]() { return link->announce(devnet, 1); });
+    linking = link->run().eagerlyEvaluate(nullptr);
+    settle();
+  }
+  void settle() {
+    for (int i = 0; i < 50; ++i) io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(io.waitScope);
+  }
+  void registerGrant(const GrantRecord& g) { REQUIRE(link->registerGrant(g).wait(io.waitScope)); }
+
+  struct Outcome {
+    bool connected = false;
+    idl::ConnectRefusal reason = idl::ConnectRefusal::INTERNAL;
+    kj::Maybe<idl::ByteStream::Client> stream;
+    std::string remote;
+  };
+  Outcome connect(uid_t as, kj::ArrayPtr<const kj::byte> token, std::string host = "devnet.test", uint16_t port = 7,
+                  bool tls = false) {
+    auto client = netd.netConnectFor(as);
+    auto req = client.connectRequest();
+    req.setGrant(token);
+    req.setHost(host);
+    req.setPort(port);
+    req.setUseTls(tls);
+    auto resp = req.send().wait(io.waitScope);
+    Outcome o;
+    auto r = resp.getResult();
+    if (r.isConnected()) {
+      o.connected = true;
+      o.stream = r.getConnected().getStream();
+      o.remote = r.getConnected().getInfo().getRemoteAddress();
+    } else {
+      o.reason = r.getRefused().getReason();
+    }
+    return o;
+  }
+};
+
+kj::ArrayPtr<const kj::byte> tok(const GrantRecord& g) { return kj::arrayPtr(g.token.data(), g.token.size()); }
+
+}  // namespace
+
+TEST_CASE("devnet off: every connect is refused with devnet-off and the exact marker, grant or not") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(false);
+  REQUIRE(rig.netd.capdConnected());
+  auto g = grant(1, getuid());
+  auto o = rig.connect(getuid(), tok(g));
+  CHECK_FALSE(o.connected);
+  CHECK(o.reason == idl::ConnectRefusal::DEVNET_OFF);
+  CHECK(audit.has("net: devnet off deny"));
+  CHECK(audit.has("net: connect deny reason=devnet-off"));
+  CHECK(rig.stack.connects.empty());
+}
+
+TEST_CASE("without a control channel from capd every connect is refused as capd-unreachable") {
+  Rig rig;
+  Captured audit;
+  auto o = rig.connect(getuid(), nullptr);
+  CHECK(o.reason == idl::ConnectRefusal::CAPD_UNREACHABLE);
+  CHECK(audit.has("net: connect deny reason=capd-unreachable"));
+}
+
+TEST_CASE("grant checks: none, forged, another uid's, out of scope, expired, revoked") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  REQUIRE(rig.netd.devnetEnabled());
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  auto other = grant(2, getuid() + 1);
+  rig.registerGrant(other);
+  auto shortLived = grant(3, getuid(), "tcp", 2000);
+  rig.registerGrant(shortLived);
+  auto revoked = grant(4, getuid());
+  rig.registerGrant(revoked);
+  rig.link->revoke(revoked.token).wait(rig.io.waitScope);
+
+  CHECK(rig.connect(getuid(), nullptr).reason == idl::ConnectRefusal::NO_CAP);
+  CHECK(audit.has("net: connect deny reason=no-cap"));
+  GrantToken forged;
+  forged.fill(0xee);
+  CHECK(rig.connect(getuid(), kj::arrayPtr(forged.data(), forged.size())).reason == idl::ConnectRefusal::NO_CAP);
+  CHECK(rig.connect(getuid(), tok(other)).reason == idl::ConnectRefusal::WRONG_UID);
+  CHECK(rig.connect(getuid(), tok(g), "other.test").reason == idl::ConnectRefusal::OUT_OF_SCOPE);
+  CHECK(rig.connect(getuid(), tok(g), "devnet.test", 8).reason == idl::ConnectRefusal::OUT_OF_SCOPE);
+  CHECK(rig.connect(getuid(), tok(g), "devnet.test", 7, true).reason == idl::ConnectRefusal::OUT_OF_SCOPE);
+  rig.clock.set(2000);
+  CHECK(rig.connect(getuid(), tok(shortLived)).reason == idl::ConnectRefusal::CAP_EXPIRED);
+  CHECK(rig.connect(getuid(), tok(revoked)).reason == idl::ConnectRefusal::CAP_REVOKED);
+  CHECK(rig.stack.connects.empty());
+  CHECK(audit.has("net: connect deny reason=wrong-uid"));
+  CHECK(audit.has("net: connect deny reason=out-of-scope"));
+  CHECK(audit.has("net: connect deny reason=expired"));
+  CHECK(audit.has("net: connect deny reason=revoked"));
+}
+
+TEST_CASE("an allowed connect reaches the grant's address and carries bytes both ways with half-close") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  auto o = rig.connect(getuid(), tok(g));
+  REQUIRE(o.connected);
+  CHECK(o.remote == "10.0.2.2");
+  REQUIRE(rig.stack.connects.size() == 1);
+  CHECK(rig.stack.connects[0] == std::make_pair(0x0a000202u, uint16_t(7)));
+  CHECK(audit.has("net: connect allow uid="));
+  KJ_IF_MAYBE(s, o.stream) {
+    // 200 KiB through a 4 KiB pipe: writes must wait for the echo to be read (flow control).
+    std::string payload;
+    for (int i = 0; i < 200 * 1024; ++i) payload.push_back(static_cast<char>('a' + i % 26));
+    std::string echoed;
+    size_t sent = 0;
+    while (sent < payload.size() || echoed.size() < payload.size()) {
+      if (sent < payload.size()) {
+        size_t n = std::min<size_t>(16384, payload.size() - sent);
+        auto w = s->writeRequest();
+        w.setData(kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data() + sent), n));
+        auto writing = w.send();
+        // Read while the write is pending, as a real client would.
+        while (!writing.poll(rig.io.waitScope)) {
+          auto r = s->readRequest();
+          r.setMaxBytes(65536);
+          auto got = r.send().wait(rig.io.waitScope);
+          echoed.append(reinterpret_cast<const char*>(got.getData().begin()), got.getData().size());
+        }
+        writing.wait(rig.io.waitScope);
+        sent += n;
+      } else {
+        auto r = s->readRequest();
+        r.setMaxBytes(65536);
+        auto got = r.send().wait(rig.io.waitScope);
+        REQUIRE_FALSE(got.getEof());
+        echoed.append(reinterpret_cast<const char*>(got.getData().begin()), got.getData().size());
+      }
+    }
+    CHECK(echoed == payload);
+    s->shutdownWriteRequest().send().wait(rig.io.waitScope);
+    auto r = s->readRequest();
+    r.setMaxBytes(10);
+    CHECK(r.send().wait(rig.io.waitScope).getEof());
+    auto big = s->writeRequest();
+    big.initData(65537);
+    CHECK_THROWS(big.send().wait(rig.io.waitScope));
+  } else {
+    FAIL("no stream");
+  }
+}
+
+TEST_CASE("stack failures become typed refusals: connect refused, connect timeout, no OS stack") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  rig.stack.mode = FakeStack::kRefuse;
+  CHECK(rig.connect(getuid(), tok(g)).reason == idl::ConnectRefusal::CONNECT_REFUSED);
+  rig.stack.mode = FakeStack::kTimeout;
+  CHECK(rig.connect(getuid(), tok(g)).reason == idl::ConnectRefusal::CONNECT_TIMEOUT);
+  CHECK(audit.has("net: connect fail reason=connect-timeout"));
+  CHECK(rig.connect(getuid(), tok(g), "devnet.test", 7, true).reason == idl::ConnectRefusal::OUT_OF_SCOPE);
+  auto tlsGrant = grant(5, getuid(), "tls");
+  rig.registerGrant(tlsGrant);
+  rig.stack.mode = FakeStack::kEcho;
+  auto t = rig.connect(getuid(), tok(tlsGrant), "devnet.test", 7, true);
+  CHECK(t.reason == idl::ConnectRefusal::TLS_HANDSHAKE_FAILED);   // no TLS wrapper: never plain.
+}
+
+TEST_CASE("with no OS stack a granted connect is refused as no-os-stack") {
+  auto io = kj::setupAsyncIo();
+  FakeClock clock(0);
+  NullStack none("no NIC");
+  Netd netd(clock, io.provider->getTimer(), none, getuid());
+  Captured audit;
+  auto session = netd.controlFor(getuid());
+  REQUIRE(session != nullptr);
+  netd.announce(true, 1);
+  auto g = grant(1, getuid());
+  netd.grants().add(g);
+  auto req = netd.netConnectFor(getuid()).connectRequest();
+  req.setGrant(tok(g));
+  req.setHost("devnet.test");
+  req.setPort(7);
+  auto resp = req.send().wait(io.waitScope);
+  auto r = resp.getResult();
+  REQUIRE(r.isRefused());
+  CHECK(r.getRefused().getReason() == idl::ConnectRefusal::NO_OS_STACK);
+  CHECK(std::string(r.getRefused().getDetail().cStr()).find("no NIC") != std::string::npos);
+  auto st = netd.netConnectFor(getuid()).statusRequest().send().wait(io.waitScope);
+  CHECK_FALSE(st.getStackUp());
+  CHECK(std::string(st.getStackDetail().cStr()) == "no NIC");
+}
+
+TEST_CASE("when capd's control connection drops netd forgets every grant and denies") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  CHECK(rig.connect(getuid(), tok(g)).connected);
+  rig.linking = nullptr;
+  rig.link = nullptr;   // capd goes away.
+  rig.settle();
+  CHECK_FALSE(rig.netd.capdConnected());
+  CHECK(rig.netd.grants().size() == 0);
+  CHECK(audit.has("netd: capd-disconnected revoked=1 state=deny-all"));
+  CHECK(rig.connect(getuid(), tok(g)).reason == idl::ConnectRefusal::CAPD_UNREACHABLE);
+}
+
+TEST_CASE("devnet announced off revokes every grant at once") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  rig.registerGrant(grant(1, getuid()));
+  rig.registerGrant(grant(2, getuid()));
+  rig.link->announce(false, 2).wait(rig.io.waitScope);
+  CHECK(rig.netd.grants().size() == 0);
+  CHECK(audit.has("netd: devnet state=off generation=2 was=on revoked=2"));
+}
+
+TEST_CASE("the control socket refuses any uid but capd's") {
+  Rig rig(getuid() + 4242);   // netd expects capd at another uid.
+  Captured audit;
+  rig.connectCapd(true);
+  CHECK_FALSE(rig.netd.capdConnected());
+  CHECK(audit.has("netd: refuse-control uid=" + std::to_string(getuid()) + " reason=not-capd"));
+  CHECK_FALSE(rig.link->registerGrant(grant(1, getuid())).wait(rig.io.waitScope));
+}
+
+TEST_CASE("malformed grants from the control channel are refused, not stored") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  g.port = 0;
+  CHECK_FALSE(rig.link->registerGrant(g).wait(rig.io.waitScope));
+  g = grant(1, getuid(), "gopher");
+  CHECK_FALSE(rig.link->registerGrant(g).wait(rig.io.waitScope));
+  CHECK(rig.netd.grants().size() == 0);
+}

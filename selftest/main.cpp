@@ -1,0 +1,75 @@
+// selftest: runs the scenarios of one profile and prints their markers (selftest/selftest.h).
+// Started by the guest's init as root, so that each scenario can act as the principal it needs
+// (connections are opened as that uid; see common/unix-connect.h).
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "common/unix-connect.h"
+#include "selftest/selftest.h"
+
+namespace capnet::selftest {
+
+Session::Session(kj::AsyncIoContext& io, const std::string& path, uid_t uid) {
+  int fd = connectUnixAs(uid, path);
+  if (fd < 0) {
+    error_ = "cannot connect to " + path + ": " + std::strerror(errno);
+    return;
+  }
+  stream_ = io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  client_ = kj::heap<capnp::TwoPartyClient>(*stream_);
+}
+
+bool printMarker(const std::string& name, const Report& r) {
+  switch (r.outcome) {
+    case Outcome::kOk:
+      std::printf("SELFTEST: %s ok%s%s\n", name.c_str(), r.reason.empty() ? "" : " ", r.reason.c_str());
+      break;
+    case Outcome::kPlaceholder:
+      std::printf("SELFTEST: %s placeholder reason=%s\n", name.c_str(), r.reason.c_str());
+      break;
+    case Outcome::kFail:
+      std::printf("SELFTEST: %s FAIL reason=%s\n", name.c_str(), r.reason.c_str());
+      break;
+  }
+  std::fflush(stdout);
+  return r.outcome != Outcome::kFail;
+}
+
+}  // namespace capnet::selftest
+
+int main(int argc, char** argv) {
+  using namespace capnet::selftest;
+  std::string profile;
+  Paths paths;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--profile" && i + 1 < argc) {
+      profile = argv[++i];
+    } else if (a == "--run-dir" && i + 1 < argc) {
+      std::string dir = argv[++i];
+      paths = Paths{dir + "/capd.sock", dir + "/netd.sock", dir + "/fetchd.sock"};
+    } else {
+      std::fprintf(stderr, "usage: selftest --profile NAME [--run-dir DIR]\n");
+      return 2;
+    }
+  }
+  auto scenarios = netScenarios(profile);
+  if (scenarios.empty()) {
+    std::printf("SELFTEST: profile %s has no scenarios\n", profile.c_str());
+    return 0;
+  }
+  auto io = kj::setupAsyncIo();
+  Context ctx{io, paths, profile};
+  bool allOk = true;
+  for (auto& s : scenarios) {
+    Report r;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { r = s.run(ctx); })) {
+      r = Report{Outcome::kFail, std::string("exception: ") + e->getDescription().cStr()};
+    }
+    allOk = printMarker(s.name, r) && allOk;
+  }
+  std::printf("SELFTEST: done profile=%s\n", profile.c_str());
+  return allOk ? 0 : 1;
+}

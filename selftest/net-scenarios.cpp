@@ -1,0 +1,213 @@
+// Scenarios that exercise netd directly (and capd's grants): the devnet gate, real TCP through
+// lwIP over the VFIO-owned NIC, and the four no-capability refusals.
+#include <capnp/schema.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <string>
+
+#include "selftest/selftest.h"
+
+namespace capnet::selftest {
+
+bool fileExists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string refusalName(idl::ConnectRefusal r) {
+  for (auto en : capnp::Schema::from<idl::ConnectRefusal>().getEnumerants()) {
+    if (en.getOrdinal() == static_cast<uint16_t>(r)) return en.getProto().getName();
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr const char* kFixtureHost = "devnet.test";
+constexpr uint16_t kEchoPort = 7;
+
+Report fail(std::string why) { return Report{Outcome::kFail, std::move(why)}; }
+
+struct Grant {
+  bool ok = false;
+  kj::Array<kj::byte> token;
+  std::string refusal;   // when !ok
+};
+
+Grant requestGrant(Context& ctx, uid_t as, const char* scheme, const char* host, uint16_t port) {
+  Grant g;
+  Session capd(ctx.io, ctx.paths.capd, as);
+  if (!capd.ok()) {
+    g.refusal = capd.error();
+    return g;
+  }
+  auto req = capd.as<idl::Broker>().requestGrantRequest();
+  auto scope = req.initScope();
+  scope.setScheme(scheme);
+  scope.setHost(host);
+  scope.setPort(port);
+  auto resp = req.send().wait(ctx.io.waitScope);
+  auto r = resp.getResult();
+  if (r.isGranted()) {
+    g.ok = true;
+    g.token = kj::heapArray<kj::byte>(r.getGranted().getToken());
+  } else {
+    auto e = capnp::Schema::from<idl::GrantRefusal>().getEnumerants();
+    uint16_t reason = static_cast<uint16_t>(r.getRefused().getReason());
+    g.refusal = reason < e.size() ? std::string(e[reason].getProto().getName().cStr()) : "unknown";
+    g.refusal += std::string(" (") + r.getRefused().getDetail().cStr() + ")";
+  }
+  return g;
+}
+
+struct Connect {
+  bool connected = false;
+  idl::ConnectRefusal reason = idl::ConnectRefusal::INTERNAL;
+  std::string detail;
+  kj::Maybe<idl::ByteStream::Client> stream;
+};
+
+Connect connect(Context& ctx, Session& netd, kj::ArrayPtr<const kj::byte> token, const char* host, uint16_t port) {
+  auto req = netd.as<idl::NetConnect>().connectRequest();
+  req.setGrant(token);
+  req.setHost(host);
+  req.setPort(port);
+  auto resp = req.send().wait(ctx.io.waitScope);
+  Connect c;
+  auto r = resp.getResult();
+  if (r.isConnected()) {
+    c.connected = true;
+    c.stream = r.getConnected().getStream();
+  } else {
+    c.reason = r.getRefused().getReason();
+    c.detail = r.getRefused().getDetail();
+  }
+  return c;
+}
+
+bool stackUp(Context& ctx, std::string& detail) {
+  Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+  if (!netd.ok()) {
+    detail = netd.error();
+    return false;
+  }
+  auto st = netd.as<idl::NetConnect>().statusRequest().send().wait(ctx.io.waitScope);
+  detail = st.getStackDetail();
+  return st.getStackUp();
+}
+
+// devnet off: capd refuses the grant and netd refuses the connect, each for devnet-off.
+Report devnetOffDeny(Context& ctx) {
+  Session capd(ctx.io, ctx.paths.capd, kSelftestUid);
+  if (!capd.ok()) return fail(capd.error());
+  auto st = capd.as<idl::Broker>().statusRequest().send().wait(ctx.io.waitScope);
+  if (st.getDevnetEnabled()) return fail("capd reports devnet on in the devnet-off profile");
+  auto g = requestGrant(ctx, kSelftestUid, "tcp", kFixtureHost, kEchoPort);
+  if (g.ok) return fail("capd minted a grant while devnet is off");
+  if (g.refusal.rfind("devnetOff", 0) != 0) return fail("capd refused for another reason: " + g.refusal);
+  Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+  if (!netd.ok()) return fail(netd.error());
+  // Even holding every capability the principal can hold, a real connect is denied.
+  auto c = connect(ctx, netd, nullptr, kFixtureHost, kEchoPort);
+  if (c.connected) return fail("netd connected while devnet is off");
+  if (c.reason != idl::ConnectRefusal::DEVNET_OFF) return fail("netd refused with " + refusalName(c.reason));
+  return Report{Outcome::kOk, ""};
+}
+
+Report noStackPlaceholder(Context& ctx) {
+  std::string detail;
+  if (stackUp(ctx, detail)) return fail("netd reports a network stack in the no-stack profile");
+  return Report{Outcome::kPlaceholder, "no-os-stack"};
+}
+
+// Bytes both ways through lwIP over the VFIO-owned NIC to the host's echo fixture.
+Report tcpExchange(Context& ctx) {
+  std::string detail;
+  if (!stackUp(ctx, detail)) return Report{Outcome::kPlaceholder, "no-os-stack"};
+  auto g = requestGrant(ctx, kSelftestUid, "tcp", kFixtureHost, kEchoPort);
+  if (!g.ok) return fail("no grant: " + g.refusal);
+  Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+  if (!netd.ok()) return fail(netd.error());
+  auto c = connect(ctx, netd, g.token, kFixtureHost, kEchoPort);
+  if (!c.connected) return fail("connect refused: " + refusalName(c.reason) + " " + c.detail);
+  auto stream = KJ_ASSERT_NONNULL(c.stream);
+  constexpr size_t kTotal = 256 * 1024;
+  std::string sent, got;
+  uint32_t x = 0x12345678;
+  for (size_t i = 0; i < kTotal; ++i) {
+    x = x * 1103515245u + 12345u;
+    sent.push_back(static_cast<char>(x >> 24));
+  }
+  size_t off = 0;
+  while (off < sent.size() || got.size() < sent.size()) {
+    kj::Maybe<kj::Promise<void>> writing;
+    if (off < sent.size()) {
+      size_t n = std::min<size_t>(16384, sent.size() - off);
+      auto w = stream.writeRequest();
+      w.setData(kj::arrayPtr(reinterpret_cast<const kj::byte*>(sent.data() + off), n));
+      writing = w.send().ignoreResult();
+      off += n;
+    }
+    if (got.size() < off) {
+      auto r = stream.readRequest();
+      r.setMaxBytes(65536);
+      auto resp = r.send().wait(ctx.io.waitScope);
+      if (resp.getEof()) return fail("echo ended after " + std::to_string(got.size()) + " bytes");
+      got.append(reinterpret_cast<const char*>(resp.getData().begin()), resp.getData().size());
+    }
+    KJ_IF_MAYBE(w, writing) { w->wait(ctx.io.waitScope); }
+  }
+  if (got != sent) return fail("echoed bytes differ from the bytes sent");
+  stream.shutdownWriteRequest().send().wait(ctx.io.waitScope);
+  auto r = stream.readRequest();
+  r.setMaxBytes(1);
+  if (!r.send().wait(ctx.io.waitScope).getEof()) return fail("no EOF after half-close");
+  return Report{Outcome::kOk, "bytes=" + std::to_string(sent.size())};
+}
+
+// The four refusals: no grant, a forged grant, another uid's grant, a host outside the scope.
+Report noCapDeny(Context& ctx) {
+  std::string detail;
+  if (!stackUp(ctx, detail)) return Report{Outcome::kPlaceholder, "no-os-stack"};
+  auto g = requestGrant(ctx, kSelftestUid, "tcp", kFixtureHost, kEchoPort);
+  if (!g.ok) return fail("no grant: " + g.refusal);
+  Session mine(ctx.io, ctx.paths.netd, kSelftestUid);
+  Session theirs(ctx.io, ctx.paths.netd, kAppUid);
+  if (!mine.ok() || !theirs.ok()) return fail("cannot reach netd");
+  kj::byte forged[16];
+  for (size_t i = 0; i < sizeof(forged); ++i) forged[i] = static_cast<kj::byte>(g.token[i] ^ 0x5a);
+  struct Case {
+    const char* what;
+    Session& as;
+    kj::ArrayPtr<const kj::byte> token;
+    const char* host;
+    idl::ConnectRefusal want;
+  } cases[] = {
+      {"no grant", mine, nullptr, kFixtureHost, idl::ConnectRefusal::NO_CAP},
+      {"forged grant", mine, kj::arrayPtr(forged, sizeof(forged)), kFixtureHost, idl::ConnectRefusal::NO_CAP},
+      {"another uid's grant", theirs, g.token, kFixtureHost, idl::ConnectRefusal::WRONG_UID},
+      {"host outside the scope", mine, g.token, "other.test", idl::ConnectRefusal::OUT_OF_SCOPE},
+  };
+  for (auto& c : cases) {
+    auto out = connect(ctx, c.as, c.token, c.host, kEchoPort);
+    if (out.connected) return fail(std::string(c.what) + ": connected");
+    if (out.reason != c.want) {
+      return fail(std::string(c.what) + ": refused as " + refusalName(out.reason) + ", expected " + refusalName(c.want));
+    }
+  }
+  return Report{Outcome::kOk, ""};
+}
+
+}  // namespace
+
+std::vector<Scenario> netScenarios(const std::string& profile) {
+  if (profile == "devnet-off") return {{"net dev off deny", devnetOffDeny}};
+  if (profile == "no-stack") {
+    return {{"net tcp", noStackPlaceholder}, {"net https", noStackPlaceholder}};
+  }
+  if (profile == "tcp") return {{"net tcp", tcpExchange}, {"net nocap deny", noCapDeny}};
+  return {};
+}
+
+}  // namespace capnet::selftest

@@ -1,0 +1,75 @@
+// The in-guest self-test client. Each profile runs a list of scenarios; each scenario prints its
+// marker: `SELFTEST: <name> ok`, `SELFTEST: <name> placeholder reason=...` (a dependency is absent:
+// never ok), or `SELFTEST: <name> FAIL reason=...`. An ok is printed only after the real path ran
+// and its outcome (and reason) was checked.
+#pragma once
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "idl/cap.capnp.h"
+#include "idl/fetch.capnp.h"
+#include "idl/net.capnp.h"
+
+namespace capnet::selftest {
+
+// Principals of the default config (config/network.json).
+inline constexpr uid_t kSelftestUid = 1100;
+inline constexpr uid_t kAppUid = 1101;
+
+struct Paths {
+  std::string capd = "/run/capnet/capd.sock";
+  std::string netd = "/run/capnet/netd.sock";
+  std::string fetchd = "/run/capnet/fetchd.sock";
+};
+
+// One RPC connection to a daemon, opened as a given uid.
+class Session {
+ public:
+  Session(kj::AsyncIoContext& io, const std::string& path, uid_t uid);
+  bool ok() const { return client_ != nullptr; }
+  const std::string& error() const { return error_; }
+  template <typename T>
+  typename T::Client as() {
+    return client_->bootstrap().castAs<T>();
+  }
+
+ private:
+  kj::Own<kj::AsyncIoStream> stream_;
+  kj::Own<capnp::TwoPartyClient> client_;
+  std::string error_;
+};
+
+struct Context {
+  kj::AsyncIoContext& io;
+  Paths paths;
+  std::string profile;
+};
+
+enum class Outcome { kOk, kPlaceholder, kFail };
+
+struct Report {
+  Outcome outcome = Outcome::kFail;
+  std::string reason;   // for placeholder and fail; optional detail for ok (e.g. "bytes=1024").
+};
+
+struct Scenario {
+  std::string name;   // the marker's name, e.g. "net dev off deny"
+  std::function<Report(Context&)> run;
+};
+
+// Scenarios for a profile, gathered from every scenario file.
+std::vector<Scenario> netScenarios(const std::string& profile);
+
+// Prints the marker for a report; returns false for a failure.
+bool printMarker(const std::string& name, const Report& r);
+
+// Helpers shared by the scenario files.
+std::string refusalName(idl::ConnectRefusal r);
+bool fileExists(const std::string& path);
+
+}  // namespace capnet::selftest
