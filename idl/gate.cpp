@@ -2,42 +2,63 @@
 
 #include <kj/debug.h>
 
-#include <algorithm>
+#include <cstdio>
 
 #include "common/audit.h"
-#include "idl/capability-table.h"
 
 namespace capnet {
-namespace idl {
 
-const MethodAuthority* findMethodAuthority(uint64_t interfaceId, uint16_t methodId) {
-  auto table = capabilityTable();
-  auto it = std::lower_bound(table.begin(), table.end(), std::make_pair(interfaceId, methodId),
-                             [](const MethodAuthority& m, const std::pair<uint64_t, uint16_t>& key) {
-                               return std::make_pair(m.interfaceId, m.methodId) < key;
-                             });
-  if (it == table.end() || it->interfaceId != interfaceId || it->methodId != methodId) return nullptr;
-  return &*it;
+GateDecision decideCall(uint64_t interfaceId, uint16_t methodId, const Authorizer& authorizer) {
+  GateDecision d;
+  d.method = idl::findMethodAuthority(interfaceId, methodId);
+  if (d.method == nullptr) {
+    char id[40];
+    std::snprintf(id, sizeof(id), "%016llx", static_cast<unsigned long long>(interfaceId));
+    d.refusal = std::string("permission denied: method @") + std::to_string(methodId) + " of interface 0x" + id +
+                " is not in the capability table";
+    return d;
+  }
+  const std::string_view authority = d.method->authority;
+  if (authority == "held") {
+    d.allowed = true;
+  } else if (authority == "principal") {
+    d.allowed = authorizer.isPrincipal();
+  } else if (authority == "capd") {
+    d.allowed = authorizer.isCapd();
+  } else {
+    d.allowed = authorizer.holds(authority);
+  }
+  if (!d.allowed) {
+    d.refusal = "permission denied: " + std::string(d.method->interfaceName) + "." +
+                std::string(d.method->methodName) + " requires " + std::string(authority);
+  }
+  return d;
 }
 
-}  // namespace idl
-
 std::string gateDecision(uint64_t interfaceId, uint16_t methodId, const Authorizer& authorizer) {
-  const idl::MethodAuthority* m = idl::findMethodAuthority(interfaceId, methodId);
-  if (m == nullptr) return "permission denied: method not in the capability table";
-  bool ok;
-  if (m->authority == "held") {
-    ok = true;
-  } else if (m->authority == "principal") {
-    ok = authorizer.isPrincipal();
-  } else if (m->authority == "capd") {
-    ok = authorizer.isCapd();
+  return decideCall(interfaceId, methodId, authorizer).refusal;
+}
+
+kj::Maybe<capnp::Capability::Server::DispatchCallResult> refuseUnlessAllowed(uint64_t interfaceId,
+                                                                            uint16_t methodId,
+                                                                            const Authorizer& authorizer,
+                                                                            std::string_view component) {
+  GateDecision d = decideCall(interfaceId, methodId, authorizer);
+  if (d.allowed) return nullptr;
+  if (d.method != nullptr) {
+    std::string method = std::string(d.method->interfaceName) + "." + std::string(d.method->methodName);
+    audit(component, "deny", {{"principal", authorizer.who()}, {"method", method}, {"reason", "no-cap"},
+                              {"requires", d.method->authority}});
   } else {
-    ok = authorizer.holds(m->authority);
+    char method[48];
+    std::snprintf(method, sizeof(method), "0x%016llx@%u", static_cast<unsigned long long>(interfaceId),
+                  static_cast<unsigned>(methodId));
+    audit(component, "deny", {{"principal", authorizer.who()}, {"method", method}, {"reason", "not-in-table"}});
   }
-  if (ok) return {};
-  return "permission denied: " + std::string(m->interfaceName) + "." + std::string(m->methodName) +
-         " requires " + std::string(m->authority);
+  // Not streaming: a refusal must not hold up or poison the caller's later calls.
+  return capnp::Capability::Server::DispatchCallResult{
+      kj::Promise<void>(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(d.refusal))),
+      false};
 }
 
 namespace {
@@ -49,15 +70,8 @@ class GatedServer final : public capnp::Capability::Server {
 
   DispatchCallResult dispatchCall(uint64_t interfaceId, uint16_t methodId,
                                   capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
-    std::string refusal = gateDecision(interfaceId, methodId, *authorizer_);
-    if (!refusal.empty()) {
-      const idl::MethodAuthority* m = idl::findMethodAuthority(interfaceId, methodId);
-      audit(component_, "deny", {{"principal", authorizer_->who()},
-                                 {"method", m ? std::string(m->interfaceName) + "." + std::string(m->methodName)
-                                              : std::string("unknown")},
-                                 {"reason", "no-cap"},
-                                 {"requires", m ? m->authority : std::string_view("?")}});
-      return {kj::Promise<void>(KJ_EXCEPTION(FAILED, refusal)), false};
+    KJ_IF_MAYBE(refused, refuseUnlessAllowed(interfaceId, methodId, *authorizer_, component_)) {
+      return kj::mv(*refused);
     }
     return inner_->dispatchCall(interfaceId, methodId, context);
   }

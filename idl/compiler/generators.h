@@ -16,7 +16,7 @@ struct CapabilityTableFiles {
 
 // Fails (naming every offending Interface.method) when a method of an interface in a requested
 // file has no $requires, has more than one, or names an authority that is neither reserved nor
-// in config.capnp's knownCapabilities.
+// in config.capnp's knownCapabilities (which must then be among the compiled schemas).
 CompileResult<CapabilityTableFiles> generateCapabilityTable(const SchemaRequest& request);
 
 // JSON Schema (draft 2020-12) for config.capnp's root struct `Config`, or an empty string when

@@ -261,8 +261,13 @@ CompileResult<CapabilityTableFiles> generateCapabilityTable(const SchemaRequest&
                   where + " has $requires(\"" + m.authority + "\"), which is not a capability name");
           continue;
         }
-        if (!isReserved(m.authority) && !known.empty() &&
-            std::find(known.begin(), known.end(), m.authority) == known.end()) {
+        if (!isReserved(m.authority) && known.empty()) {
+          problem(CompileError::kMissingDeclaration,
+                  where + " requires \"" + m.authority +
+                      "\", which cannot be checked: compile config.capnp (its knownCapabilities) too");
+          continue;
+        }
+        if (!isReserved(m.authority) && std::find(known.begin(), known.end(), m.authority) == known.end()) {
           problem(CompileError::kUnknownAuthority,
                   where + " requires \"" + m.authority +
                       "\", which is neither reserved (principal, capd, held) nor in config.capnp's "

@@ -1,5 +1,5 @@
 @0xe0b9a9cbe6e3a6a1;
-# A schema with one method lacking $requires: capnpc-capnet must refuse it.
+# A schema with one method lacking $requires: capnpc-capnet must refuse it, naming the method.
 using import "/authority.capnp".requires;
 
 interface Annotated {
