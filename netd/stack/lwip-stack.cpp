@@ -386,12 +386,23 @@ void LwipStack::service() {
       ++counters_.rxDropped;
       return;
     }
-    pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(frame.size()), PBUF_RAM);
+    // Runt frames are zero-padded to Ethernet's 60-byte minimum, as the wire would: lwIP 2.1.3's
+    // ip4_input reads the IPv4 total-length field before checking that the header is there, so an
+    // unpadded 15-byte frame made it read past the buffer (found by the malformed-frame test).
+    constexpr size_t kMinFrame = 60;
+    const size_t len = std::max(frame.size(), kMinFrame);
+    pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(len), PBUF_RAM);
     if (p == nullptr) {
       ++counters_.rxDropped;
       return;
     }
-    pbuf_take(p, frame.data(), static_cast<u16_t>(frame.size()));
+    uint8_t padded[kMinFrame] = {};
+    if (frame.size() < kMinFrame) {
+      std::memcpy(padded, frame.data(), frame.size());
+      pbuf_take(p, padded, static_cast<u16_t>(len));
+    } else {
+      pbuf_take(p, frame.data(), static_cast<u16_t>(len));
+    }
     ++counters_.rxFrames;
     if (netif_->nif.input(p, &netif_->nif) != ERR_OK) pbuf_free(p);
   });
