@@ -1,12 +1,12 @@
 // netd: the network daemon. main parses arguments, opens the device as root, binds its two sockets,
 // drops privileges, and runs the library (netd/server/netd-server.h) on one KJ event loop.
 #include <signal.h>
-#include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "common/audit.h"
@@ -15,38 +15,10 @@
 #include "common/rpc-server.h"
 #include "netd/server/netd-server.h"
 #include "netd/server/null-stack.h"
+#include "netd/stack/lwip-stack.h"
+#include "netd/virtio-link.h"
 
 namespace {
-
-// The PCI address of a virtio-net device (1af4:1041) bound to vfio-pci, or "" when there is none.
-std::string findVfioNic() {
-  DIR* dir = ::opendir("/sys/bus/pci/devices");
-  if (dir == nullptr) return "";
-  std::string found;
-  while (dirent* e = ::readdir(dir)) {
-    std::string base = std::string("/sys/bus/pci/devices/") + e->d_name;
-    auto readLine = [](const std::string& path) {
-      std::string s;
-      if (FILE* f = std::fopen(path.c_str(), "r")) {
-        char buf[64] = {};
-        if (std::fgets(buf, sizeof(buf), f)) s = buf;
-        std::fclose(f);
-      }
-      while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-      return s;
-    };
-    char link[256] = {};
-    ssize_t n = ::readlink((base + "/driver").c_str(), link, sizeof(link) - 1);
-    std::string driver = n > 0 ? std::string(link, static_cast<size_t>(n)) : "";
-    if (readLine(base + "/vendor") == "0x1af4" && readLine(base + "/device") == "0x1041" &&
-        driver.size() >= 9 && driver.compare(driver.size() - 9, 9, "/vfio-pci") == 0) {
-      found = e->d_name;
-      break;
-    }
-  }
-  ::closedir(dir);
-  return found;
-}
 
 constexpr const char* kUsage =
     "usage: netd --control-socket PATH --capd-uid N --socket PATH [--uid N --gid N] [--vfio auto|none|PCI-ADDR]\n";
@@ -104,11 +76,35 @@ int main(int argc, char** argv) {
   auto io = kj::setupAsyncIo();
   capnet::SystemClock clock;
   // The OS stack: lwIP over the VFIO-owned virtio-net device when both are available.
-  std::string nic = vfio == "auto" ? findVfioNic() : (vfio == "none" ? "" : vfio);
-  kj::Own<capnet::TcpStack> stack = kj::heap<capnet::NullStack>(
-      nic.empty() ? "no virtio-net device bound to vfio-pci"
-                  : "NIC " + nic + " present, but lwIP over virtio-net is not built into this netd");
+  // The OS stack: lwIP over the virtio-net device that init gave to vfio-pci, opened here as root
+  // (VFIO, DMA mappings and MSI-X are set up before privileges are dropped). Without it netd still
+  // serves, and every real connect is refused as no-os-stack with the reason.
+  std::unique_ptr<capnet::VirtioLink> link;
+  kj::Own<capnet::TcpStack> stack;
+  if (vfio == "none") {
+    stack = kj::heap<capnet::NullStack>("no NIC (--vfio none)");
+  } else {
+    auto where = capnet::virtio::discoverNic("/sys", vfio == "auto" ? "" : vfio);
+    if (!where.ok()) {
+      stack = kj::heap<capnet::NullStack>(where.message());
+    } else {
+      auto nic = capnet::virtio::VirtioNet::open(where.value());
+      if (!nic.ok()) {
+        stack = kj::heap<capnet::NullStack>("virtio-net " + where->address + ": " + nic.message());
+      } else {
+        link = std::make_unique<capnet::VirtioLink>(std::move(nic).value());
+        capnet::audit("netd", "nic", {{"device", link->nic().describe()}});
+        stack = kj::heap<capnet::LwipStack>(io.unixEventPort, io.provider->getTimer(), *link, capnet::Ipv4Config{});
+      }
+    }
+  }
   if (!stack->up()) capnet::audit("netd", "stack unavailable", {{"reason", stack->detail()}});
+  kj::Promise<void> stackRunning = kj::READY_NOW;
+  if (auto* lwip = dynamic_cast<capnet::LwipStack*>(stack.get())) {
+    stackRunning = lwip->run().eagerlyEvaluate([](kj::Exception&& e) {
+      capnet::audit("netd", "stack stopped", {{"detail", e.getDescription().cStr()}});
+    });
+  }
 
   capnet::Netd netd(clock, io.provider->getTimer(), *stack, static_cast<uid_t>(capdUid));
   capnet::RpcLimits controlLimits;
@@ -141,7 +137,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  capnet::audit("netd", "ready", {{"socket", appPath}, {"control", controlPath}, {"stack", stack->up() ? "up" : "down"}});
+  capnet::audit("netd", "ready", {{"socket", appPath}, {"control", controlPath}, {"stack", stack->up() ? "up" : "down"},
+                                  {"detail", stack->detail()}});
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { kj::joinPromises(kj::arr(control.run(), apps.run())).wait(io.waitScope); })) {
     std::fprintf(stderr, "netd: server stopped: %s\n", e->getDescription().cStr());
     return 1;

@@ -1,0 +1,25 @@
+// netd's FrameLink over the VFIO-owned virtio-net device (virtio/net-device.h).
+#pragma once
+
+#include <memory>
+
+#include "netd/frame-link.h"
+#include "virtio/net-device.h"
+
+namespace capnet {
+
+class VirtioLink final : public FrameLink {
+ public:
+  explicit VirtioLink(std::unique_ptr<virtio::VirtioNet> nic) : nic_(std::move(nic)) {}
+  std::array<uint8_t, 6> mac() const override { return nic_->mac(); }
+  uint16_t mtu() const override { return 1500; }
+  bool transmit(std::span<const uint8_t> frame) override { return nic_->transmit(frame); }
+  size_t poll(const std::function<void(std::span<const uint8_t>)>& deliver) override { return nic_->receive(deliver); }
+  int eventFd() const override { return nic_->rxEventFd(); }
+  virtio::VirtioNet& nic() { return *nic_; }
+
+ private:
+  std::unique_ptr<virtio::VirtioNet> nic_;
+};
+
+}  // namespace capnet
