@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
     }
   }
   auto scenarios = netScenarios(profile);
+  for (auto& s : benchScenarios(profile)) scenarios.push_back(std::move(s));
   if (scenarios.empty()) {
     std::printf("SELFTEST: profile %s has no scenarios\n", profile.c_str());
     return 0;

@@ -64,6 +64,7 @@ struct Scenario {
 
 // Scenarios for a profile, gathered from every scenario file.
 std::vector<Scenario> netScenarios(const std::string& profile);
+std::vector<Scenario> benchScenarios(const std::string& profile);   // selftest/bench.cpp
 
 // Prints the marker for a report; returns false for a failure.
 bool printMarker(const std::string& name, const Report& r);

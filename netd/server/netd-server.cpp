@@ -190,7 +190,14 @@ class ByteStreamImpl final : public idl::ByteStream::Server {
   }
 
   kj::Promise<void> close(CloseContext) override {
-    conn_ = nullptr;   // destroying the connection aborts it; pending ops reject.
+    // A full close: FIN after what is queued, then the connection is released (lwIP finishes the
+    // close handshake). Dropping the capability without close() resets the connection instead.
+    KJ_IF_MAYBE(c, conn_) {
+      auto conn = kj::mv(*c);
+      conn_ = nullptr;
+      auto& ref = *conn;
+      return ref.shutdownWrite().then([]() {}, [](kj::Exception&&) {}).attach(kj::mv(conn));
+    }
     return kj::READY_NOW;
   }
 

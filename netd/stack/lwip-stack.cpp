@@ -114,8 +114,9 @@ class LwipConnection final : public TcpConnection {
       tcp_recv(pcb_, nullptr);
       tcp_sent(pcb_, nullptr);
       tcp_err(pcb_, nullptr);
-      // Both directions finished: close politely. Otherwise the owner gave up: reset.
-      if (!(finSent_ && eof_) || tcp_close(pcb_) != ERR_OK) tcp_abort(pcb_);
+      // The owner half-closed first (ByteStream.close does): finish politely with FIN. Otherwise
+      // the owner gave up mid-stream (dropped the stream, client vanished): reset.
+      if (!finSent_ || tcp_close(pcb_) != ERR_OK) tcp_abort(pcb_);
       pcb_ = nullptr;
     }
     stack_.connectionClosed();
