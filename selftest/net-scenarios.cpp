@@ -86,6 +86,68 @@ Connect connect(Context& ctx, Session& netd, kj::ArrayPtr<const kj::byte> token,
   return c;
 }
 
+class Sink final : public idl::BodySink::Server {
+ public:
+  std::string* body;
+  uint16_t* status;
+  bool* finished;
+  Sink(std::string* b, uint16_t* s, bool* f) : body(b), status(s), finished(f) {}
+  kj::Promise<void> begin(BeginContext c) override {
+    *status = c.getParams().getStatus();
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> write(WriteContext c) override {
+    auto chunk = c.getParams().getChunk();
+    body->append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> done(DoneContext) override {
+    *finished = true;
+    return kj::READY_NOW;
+  }
+};
+
+struct Fetched {
+  bool refused = false;
+  idl::FetchRefusal reason = idl::FetchRefusal::INTERNAL;
+  std::string detail, body, backend;
+  uint16_t status = 0;
+  bool complete = false;
+  std::string error;   // fetchd unreachable
+};
+
+Fetched fetchAs(Context& ctx, uid_t as, const char* url) {
+  Fetched f;
+  Session fetchd(ctx.io, ctx.paths.fetchd, as);
+  if (!fetchd.ok()) {
+    f.error = fetchd.error();
+    return f;
+  }
+  auto req = fetchd.as<idl::Fetcher>().fetchRequest();
+  req.initRequest().setUrl(url);
+  req.setSink(kj::heap<Sink>(&f.body, &f.status, &f.complete));
+  auto resp = req.send().wait(ctx.io.waitScope);
+  auto r = resp.getResult();
+  if (r.isRefused()) {
+    f.refused = true;
+    f.reason = r.getRefused().getReason();
+    f.detail = r.getRefused().getDetail();
+  } else {
+    f.backend = r.getResponse().getBackend();
+  }
+  return f;
+}
+
+// The default path: a fixture fetch through fetchd and httpstubd, as the `app` principal.
+Report webFetch(Context& ctx) {
+  auto f = fetchAs(ctx, kAppUid, "http://fixture.local/index.html");
+  if (!f.error.empty()) return fail(f.error);
+  if (f.refused) return fail("fetchd refused the fixture fetch: " + f.detail);
+  if (f.status != 200 || !f.complete || f.backend != "httpstubd") return fail("unexpected fixture response");
+  if (f.body.find("httpstubd") == std::string::npos) return fail("fixture body differs from pkg://fixtures/web/index.html");
+  return Report{Outcome::kOk, "bytes=" + std::to_string(f.body.size())};
+}
+
 bool stackUp(Context& ctx, std::string& detail) {
   Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
   if (!netd.ok()) {
@@ -112,6 +174,11 @@ Report devnetOffDeny(Context& ctx) {
   auto c = connect(ctx, netd, nullptr, kFixtureHost, kEchoPort);
   if (c.connected) return fail("netd connected while devnet is off");
   if (c.reason != idl::ConnectRefusal::DEVNET_OFF) return fail("netd refused with " + refusalName(c.reason));
+  // And through fetchd: an https fetch is refused for devnet-off before anything connects.
+  auto f = fetchAs(ctx, kSelftestUid, "https://devnet.test/");
+  if (!f.error.empty()) return fail(f.error);
+  if (!f.refused) return fail("fetchd fetched https://devnet.test/ while devnet is off");
+  if (f.reason != idl::FetchRefusal::DEVNET_OFF) return fail("fetchd refused for another reason: " + f.detail);
   return Report{Outcome::kOk, ""};
 }
 
@@ -202,7 +269,7 @@ Report noCapDeny(Context& ctx) {
 }  // namespace
 
 std::vector<Scenario> netScenarios(const std::string& profile) {
-  if (profile == "devnet-off") return {{"net dev off deny", devnetOffDeny}};
+  if (profile == "devnet-off") return {{"web fetch", webFetch}, {"net dev off deny", devnetOffDeny}};
   if (profile == "no-stack") {
     return {{"net tcp", noStackPlaceholder}, {"net https", noStackPlaceholder}};
   }

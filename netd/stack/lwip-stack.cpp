@@ -152,19 +152,18 @@ class LwipConnection final : public TcpConnection {
       size_t room = tcp_sndbuf(pcb_);
       size_t queueRoom = tcp_sndqueuelen(pcb_) < TCP_SND_QUEUELEN - 2 ? room : 0;
       size_t n = std::min({data.size(), queueRoom, size_t(0xffff)});
-      if (n == 0) {
-        // Send buffer full: wait for the peer to acknowledge (backpressure reaches the writer).
+      err_t e = n == 0 ? static_cast<err_t>(ERR_MEM) : tcp_write(pcb_, data.begin(), static_cast<u16_t>(n), TCP_WRITE_FLAG_COPY);
+      if (e == ERR_MEM) {
+        // Send buffer full: push out what is queued and take in what has arrived. Acknowledgements
+        // processed here free space without any later callback, so look again before waiting
+        // (waiting first would lose that wake-up and stall the connection).
         tcp_output(pcb_);
         stack_.service();
+        if (failed_ || pcb_ == nullptr) return KJ_EXCEPTION(DISCONNECTED, "connection closed", error_);
+        if (tcp_sndbuf(pcb_) > 0 && tcp_sndqueuelen(pcb_) < TCP_SND_QUEUELEN - 2) continue;
+        // Backpressure reaches the writer: resume when the peer acknowledges (tcp_sent).
         auto paf = kj::newPromiseAndFulfiller<void>();
         writable_ = kj::mv(paf.fulfiller);
-        return paf.promise.then([this, data]() { return write(data); });
-      }
-      err_t e = tcp_write(pcb_, data.begin(), static_cast<u16_t>(n), TCP_WRITE_FLAG_COPY);
-      if (e == ERR_MEM) {
-        auto paf = kj::newPromiseAndFulfiller<void>();
-        writable_ = kj::mv(paf.fulfiller);
-        tcp_output(pcb_);
         return paf.promise.then([this, data]() { return write(data); });
       }
       if (e != ERR_OK) return KJ_EXCEPTION(FAILED, "tcp_write failed", errName(e));

@@ -167,12 +167,14 @@ TEST_CASE("lwIP connects to a peer stack and carries 1 MiB both ways through 151
   auto writer = conn->write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(sent.data()), sent.size()))
                     .then([&]() { return conn->shutdownWrite(); })
                     .eagerlyEvaluate([](kj::Exception&& e) { FAIL(e.getDescription().cStr()); });
+  auto& timer = io.provider->getTimer();
   for (;;) {
-    auto chunk = conn->read(65536).wait(io.waitScope);
+    // Bounded: a stall fails the test instead of hanging it.
+    auto chunk = timer.timeoutAfter(20 * kj::SECONDS, conn->read(65536)).wait(io.waitScope);
     if (chunk.eof) break;
     got.append(reinterpret_cast<const char*>(chunk.data.begin()), chunk.data.size());
   }
-  writer.wait(io.waitScope);
+  timer.timeoutAfter(20 * kj::SECONDS, kj::mv(writer)).wait(io.waitScope);
   CHECK(got.size() == sent.size());
   CHECK(got == sent);
   CHECK(stack.counters().rxFrames > 700);   // 1 MiB in MSS-sized segments, plus ACKs.

@@ -1,0 +1,377 @@
+#include "fetchd/fetchd.h"
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/compat/http.h>
+#include <kj/debug.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "common/audit.h"
+#include "fetchd/url.h"
+#include "idl/cap.capnp.h"
+#include "idl/gate.h"
+#include "idl/net.capnp.h"
+
+namespace capnet {
+namespace {
+
+constexpr const char* kFixtureHost = "fixture.local";
+constexpr size_t kChunk = 16384;   // per ByteStream call and per sink write
+
+std::string reasonName(idl::FetchRefusal r) {
+  switch (r) {
+    case idl::FetchRefusal::INTERNAL: return "internal";
+    case idl::FetchRefusal::NO_CAP: return "no-cap";
+    case idl::FetchRefusal::DEVNET_OFF: return "devnet-off";
+    case idl::FetchRefusal::BAD_URL: return "bad-url";
+    case idl::FetchRefusal::SCHEME: return "scheme";
+    case idl::FetchRefusal::UNKNOWN_HOST: return "unknown-host";
+    case idl::FetchRefusal::CONNECT_FAILED: return "connect-failed";
+    case idl::FetchRefusal::TLS_FAILED: return "tls-failed";
+    case idl::FetchRefusal::TIMEOUT: return "timeout";
+    case idl::FetchRefusal::HEADER_TOO_LARGE: return "header-too-large";
+    case idl::FetchRefusal::BODY_TOO_LARGE: return "body-too-large";
+    case idl::FetchRefusal::CROSS_HOST_REDIRECT: return "cross-host-redirect";
+    case idl::FetchRefusal::TOO_MANY_REDIRECTS: return "too-many-redirects";
+    case idl::FetchRefusal::BAD_RESPONSE: return "bad-response";
+    case idl::FetchRefusal::NO_OS_STACK: return "no-os-stack";
+    case idl::FetchRefusal::CAPD_UNREACHABLE: return "capd-unreachable";
+    case idl::FetchRefusal::NETD_UNREACHABLE: return "netd-unreachable";
+    case idl::FetchRefusal::NOT_FOUND: return "not-found";
+  }
+  return "internal";
+}
+
+struct Refused {
+  idl::FetchRefusal reason = idl::FetchRefusal::INTERNAL;
+  std::string detail;
+};
+
+// A Cap'n Proto connection to capd or netd, opened per fetch.
+struct RpcConnection {
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyClient> client;
+};
+
+kj::Promise<kj::Own<RpcConnection>> dial(kj::AsyncIoProvider& io, const std::string& path) {
+  return io.getNetwork().parseAddress(kj::str("unix:", path.c_str())).then([](kj::Own<kj::NetworkAddress> a) {
+    return a->connect();
+  }).then([](kj::Own<kj::AsyncIoStream> s) {
+    auto c = kj::heap<RpcConnection>();
+    c->client = kj::heap<capnp::TwoPartyClient>(*s);
+    c->stream = kj::mv(s);
+    return c;
+  });
+}
+
+// netd's ByteStream as a kj::AsyncIoStream, so KJ's HTTP client can run over it.
+class ByteStreamIo final : public kj::AsyncIoStream {
+ public:
+  explicit ByteStreamIo(idl::ByteStream::Client s) : stream_(kj::mv(s)) {}
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override {
+    return readLoop(static_cast<kj::byte*>(buffer), minBytes, maxBytes, 0);
+  }
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    if (size == 0) return kj::READY_NOW;
+    size_t n = std::min(size, kChunk);
+    auto req = stream_.writeRequest();
+    req.setData(kj::arrayPtr(static_cast<const kj::byte*>(buffer), n));
+    return req.send().then([this, buffer, size, n](auto&&) {
+      return write(static_cast<const kj::byte*>(buffer) + n, size - n);
+    });
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    if (pieces.size() == 0) return kj::READY_NOW;
+    return write(pieces[0].begin(), pieces[0].size()).then([this, pieces]() { return write(pieces.slice(1, pieces.size())); });
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return kj::NEVER_DONE; }
+  void shutdownWrite() override {
+    shutdown_ = stream_.shutdownWriteRequest().send().ignoreResult().eagerlyEvaluate([](kj::Exception&&) {});
+  }
+
+ private:
+  kj::Promise<size_t> readLoop(kj::byte* buf, size_t minBytes, size_t maxBytes, size_t got) {
+    if (got >= minBytes || eof_) return got;
+    auto req = stream_.readRequest();
+    req.setMaxBytes(static_cast<uint32_t>(std::min(maxBytes - got, size_t(65536))));
+    return req.send().then([this, buf, minBytes, maxBytes, got](capnp::Response<idl::ByteStream::ReadResults>&& r) mutable {
+      auto data = r.getData();
+      size_t n = std::min(data.size(), maxBytes - got);
+      std::copy_n(data.begin(), n, buf + got);
+      if (r.getEof()) eof_ = true;
+      return readLoop(buf, minBytes, maxBytes, got + n);
+    });
+  }
+
+  idl::ByteStream::Client stream_;
+  bool eof_ = false;
+  kj::Maybe<kj::Promise<void>> shutdown_;
+};
+
+class FetcherImpl final : public idl::Fetcher::Server {
+ public:
+  FetcherImpl(Fetchd& fetchd, uid_t caller) : fetchd_(fetchd), caller_(caller) {}
+
+  kj::Promise<void> fetch(FetchContext context) override {
+    auto params = context.getParams();
+    auto request = params.getRequest();
+    auto sink = params.getSink();
+    std::string urlText = request.getUrl();
+    auto parsed = parseUrl(urlText);
+    if (!parsed.ok()) {
+      return refuse(context, "-", parsed.code() == UrlError::kScheme ? idl::FetchRefusal::SCHEME : idl::FetchRefusal::BAD_URL,
+                    parsed.message());
+    }
+    Url url = parsed.value();
+    FetchLimits limits = fetchd_.limits();
+    if (request.getMaxBodyBytes() != 0) limits.maxBodyBytes = std::min(limits.maxBodyBytes, request.getMaxBodyBytes());
+    if (request.getMaxHeaderBytes() != 0) limits.maxHeaderBytes = std::min(limits.maxHeaderBytes, request.getMaxHeaderBytes());
+    if (request.getTimeoutMs() != 0) limits.totalTimeoutMs = std::min(limits.totalTimeoutMs, request.getTimeoutMs());
+    bool head = request.getMethod() == idl::Method::HEAD;
+
+    auto work = dial(fetchd_.io(), fetchd_.paths().capd).then(
+        [this, context, url, sink, head, limits](kj::Own<RpcConnection> capd) mutable -> kj::Promise<void> {
+          auto broker = capd->client->bootstrap().castAs<idl::Broker>();
+          auto check = broker.checkRequest();
+          check.setSubjectUid(caller_);
+          check.setCapability("net.http.fetch");
+          return check.send().then([this, context, url, sink, head, limits, broker](
+                                       capnp::Response<idl::Broker::CheckResults>&& r) mutable -> kj::Promise<void> {
+            if (!r.getDecision().getAllowed()) {
+              return refuse(context, url.host, idl::FetchRefusal::NO_CAP, r.getDecision().getReason());
+            }
+            if (url.host == kFixtureHost) return serveFixture(context, url, sink, head);
+            return realFetch(context, broker, url, sink, head, limits);
+          }).attach(kj::mv(capd));
+        },
+        [this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
+          return refuse(context, url.host, idl::FetchRefusal::CAPD_UNREACHABLE, e.getDescription().cStr());
+        });
+    return fetchd_.timer()
+        .timeoutAfter(limits.totalTimeoutMs * kj::MILLISECONDS, kj::mv(work))
+        .catch_([this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
+          bool timedOut = std::string(e.getDescription().cStr()).find("timed out") != std::string::npos;
+          return refuse(context, url.host, timedOut ? idl::FetchRefusal::TIMEOUT : idl::FetchRefusal::INTERNAL,
+                        e.getDescription().cStr());
+        });
+  }
+
+ private:
+  kj::Promise<void> refuse(FetchContext context, const std::string& host, idl::FetchRefusal reason, std::string detail) {
+    audit("fetchd", "deny", {{"host", host}, {"reason", reasonName(reason)}, {"uid", std::to_string(caller_)}, {"detail", detail}});
+    auto r = context.getResults().initResult().initRefused();
+    r.setReason(reason);
+    r.setDetail(detail);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> serveFixture(FetchContext context, Url url, idl::BodySink::Client sink, bool head) {
+    StubResponse stub = fetchd_.stub().serve(url.target, head);
+    audit("httpstub", "fetch " + std::to_string(stub.status), {{"url", url.target}});
+    auto begin = sink.beginRequest();
+    begin.setStatus(stub.status);
+    auto hs = begin.initHeaders(static_cast<unsigned>(stub.headers.size()));
+    for (unsigned i = 0; i < hs.size(); ++i) {
+      hs[i].setName(stub.headers[i].first);
+      hs[i].setValue(stub.headers[i].second);
+    }
+    begin.setContentLength(static_cast<int64_t>(stub.contentLength));
+    auto body = std::make_shared<std::string>(std::move(stub.body));
+    return begin.send().then([this, sink, body](auto&&) mutable { return pump(sink, body, 0); })
+        .then([sink]() mutable { return sink.doneRequest().send().ignoreResult(); })
+        .then([context, url, stub = std::move(stub), body]() mutable {
+          auto r = context.getResults().initResult().initResponse();
+          r.setStatus(stub.status);
+          auto hs = r.initHeaders(static_cast<unsigned>(stub.headers.size()));
+          for (unsigned i = 0; i < hs.size(); ++i) {
+            hs[i].setName(stub.headers[i].first);
+            hs[i].setValue(stub.headers[i].second);
+          }
+          r.setBodyBytes(body->size());
+          r.setFinalUrl(url.text());
+          r.setBackend("httpstubd");
+        });
+  }
+
+  kj::Promise<void> pump(idl::BodySink::Client sink, std::shared_ptr<std::string> body, size_t off) {
+    if (off >= body->size()) return kj::READY_NOW;
+    size_t n = std::min(kChunk, body->size() - off);
+    auto w = sink.writeRequest();
+    w.setChunk(kj::arrayPtr(reinterpret_cast<const kj::byte*>(body->data() + off), n));
+    return w.send().then([this, sink, body, off, n]() mutable { return pump(sink, body, off + n); });
+  }
+
+  kj::Promise<void> realFetch(FetchContext context, idl::Broker::Client broker, Url url, idl::BodySink::Client sink,
+                              bool head, FetchLimits limits) {
+    auto req = broker.requestGrantForRequest();
+    req.setSubjectUid(caller_);
+    auto scope = req.initScope();
+    scope.setScheme(url.scheme);
+    scope.setHost(url.host);
+    scope.setPort(url.port);
+    return req.send().then([this, context, url, sink, head, limits](
+                               capnp::Response<idl::Broker::RequestGrantForResults>&& g) mutable -> kj::Promise<void> {
+      auto result = g.getResult();
+      if (!result.isGranted()) {
+        auto refused = result.getRefused();
+        idl::FetchRefusal reason = idl::FetchRefusal::NO_CAP;
+        switch (refused.getReason()) {
+          case idl::GrantRefusal::DEVNET_OFF: reason = idl::FetchRefusal::DEVNET_OFF; break;
+          case idl::GrantRefusal::UNKNOWN_HOST: reason = idl::FetchRefusal::UNKNOWN_HOST; break;
+          case idl::GrantRefusal::NETD_UNREACHABLE: reason = idl::FetchRefusal::NETD_UNREACHABLE; break;
+          case idl::GrantRefusal::BAD_SCOPE: reason = idl::FetchRefusal::BAD_URL; break;
+          default: reason = idl::FetchRefusal::NO_CAP; break;
+        }
+        return refuse(context, url.host, reason, refused.getDetail());
+      }
+      auto token = kj::heapArray<kj::byte>(result.getGranted().getToken());
+      return dial(fetchd_.io(), fetchd_.paths().netd).then(
+          [this, context, url, sink, head, limits, token = kj::mv(token)](kj::Own<RpcConnection> netd) mutable -> kj::Promise<void> {
+            auto net = netd->client->bootstrap().castAs<idl::NetConnect>();
+            auto c = net.connectRequest();
+            c.setGrant(token);
+            c.setHost(url.host);
+            c.setPort(url.port);
+            c.setUseTls(url.scheme == "https");
+            return c.send().then([this, context, url, sink, head, limits](
+                                     capnp::Response<idl::NetConnect::ConnectResults>&& r) mutable -> kj::Promise<void> {
+              auto res = r.getResult();
+              if (!res.isConnected()) {
+                auto why = res.getRefused();
+                idl::FetchRefusal reason = idl::FetchRefusal::CONNECT_FAILED;
+                auto code = why.getReason();
+                if (code == idl::ConnectRefusal::DEVNET_OFF) reason = idl::FetchRefusal::DEVNET_OFF;
+                else if (code == idl::ConnectRefusal::NO_OS_STACK) reason = idl::FetchRefusal::NO_OS_STACK;
+                else if (code == idl::ConnectRefusal::CAPD_UNREACHABLE) reason = idl::FetchRefusal::CAPD_UNREACHABLE;
+                else if (code >= idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER && code <= idl::ConnectRefusal::TLS_HANDSHAKE_FAILED)
+                  reason = idl::FetchRefusal::TLS_FAILED;
+                return refuse(context, url.host, reason, std::string(why.getDetail().cStr()));
+              }
+              return http(context, res.getConnected().getStream(), url, sink, head, limits);
+            });
+          },
+          [this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
+            return refuse(context, url.host, idl::FetchRefusal::NETD_UNREACHABLE, e.getDescription().cStr());
+          });
+    });
+  }
+
+  kj::Promise<void> http(FetchContext context, idl::ByteStream::Client stream, Url url, idl::BodySink::Client sink,
+                         bool head, FetchLimits limits) {
+    auto io = kj::heap<ByteStreamIo>(kj::mv(stream));
+    auto table = kj::heap<kj::HttpHeaderTable>();
+    auto client = kj::newHttpClient(*table, *io);
+    kj::HttpHeaders headers(*table);
+    headers.set(kj::HttpHeaderId::HOST, url.host);
+    headers.add("User-Agent", "capnet-fetchd");
+    auto request = client->request(head ? kj::HttpMethod::HEAD : kj::HttpMethod::GET, url.target, headers, uint64_t(0));
+    return request.response.then([this, context, url, sink, limits](kj::HttpClient::Response&& resp) mutable -> kj::Promise<void> {
+      uint64_t headerBytes = 0;
+      std::vector<std::pair<std::string, std::string>> hs;
+      resp.headers->forEach([&](kj::StringPtr name, kj::StringPtr value) {
+        headerBytes += name.size() + value.size() + 4;
+        hs.emplace_back(name.cStr(), value.cStr());
+      });
+      if (headerBytes > limits.maxHeaderBytes) {
+        return refuse(context, url.host, idl::FetchRefusal::HEADER_TOO_LARGE,
+                      std::to_string(headerBytes) + " header bytes > " + std::to_string(limits.maxHeaderBytes));
+      }
+      if (resp.statusCode >= 300 && resp.statusCode < 400 && resp.statusCode != 304) {
+        // Redirects are followed only to the same origin; this slice refuses the rest, loudly.
+        kj::StringPtr location = resp.headers->get(kj::HttpHeaderId::LOCATION).orDefault("");
+        auto next = parseUrl(std::string(location.cStr()));
+        bool sameOrigin = next.ok() && next->host == url.host && next->port == url.port && next->scheme == url.scheme;
+        if (!sameOrigin) return refuse(context, url.host, idl::FetchRefusal::CROSS_HOST_REDIRECT, location.cStr());
+        return refuse(context, url.host, idl::FetchRefusal::TOO_MANY_REDIRECTS, "same-host redirects are not followed yet");
+      }
+      KJ_IF_MAYBE(len, resp.body->tryGetLength()) {
+        if (*len > limits.maxBodyBytes) {
+          return refuse(context, url.host, idl::FetchRefusal::BODY_TOO_LARGE,
+                        std::to_string(*len) + " bytes announced > " + std::to_string(limits.maxBodyBytes));
+        }
+      }
+      int64_t contentLength = -1;
+      KJ_IF_MAYBE(len, resp.body->tryGetLength()) { contentLength = static_cast<int64_t>(*len); }
+      auto begin = sink.beginRequest();
+      begin.setStatus(static_cast<uint16_t>(resp.statusCode));
+      auto out = begin.initHeaders(static_cast<unsigned>(hs.size()));
+      for (unsigned i = 0; i < out.size(); ++i) {
+        out[i].setName(hs[i].first);
+        out[i].setValue(hs[i].second);
+      }
+      begin.setContentLength(contentLength);
+      auto body = kj::mv(resp.body);
+      auto& bodyRef = *body;
+      uint16_t status = static_cast<uint16_t>(resp.statusCode);
+      return begin.send().then([this, &bodyRef, sink, limits](auto&&) mutable { return copyBody(bodyRef, sink, limits, 0); })
+          .then([this, context, url, sink, status, hs](uint64_t total) mutable -> kj::Promise<void> {
+            if (total > fetchd_.limits().maxBodyBytes || total == UINT64_MAX) {
+              return refuse(context, url.host, idl::FetchRefusal::BODY_TOO_LARGE, "body exceeds the limit");
+            }
+            return sink.doneRequest().send().then([context, url, status, hs, total](auto&&) mutable {
+              auto r = context.getResults().initResult().initResponse();
+              r.setStatus(status);
+              auto out = r.initHeaders(static_cast<unsigned>(hs.size()));
+              for (unsigned i = 0; i < out.size(); ++i) {
+                out[i].setName(hs[i].first);
+                out[i].setValue(hs[i].second);
+              }
+              r.setBodyBytes(total);
+              r.setFinalUrl(url.text());
+              r.setBackend("netd");
+              audit("fetchd", "fetch", {{"host", url.host}, {"status", std::to_string(status)}, {"bytes", std::to_string(total)}});
+            });
+          })
+          .attach(kj::mv(body));
+    }, [this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
+      return refuse(context, url.host, idl::FetchRefusal::BAD_RESPONSE, e.getDescription().cStr());
+    }).attach(kj::mv(client), kj::mv(table), kj::mv(io));
+  }
+
+  // Streams the body to the sink chunk by chunk (each write waits for the sink: flow control).
+  // Resolves with the byte count, or UINT64_MAX when the body went over the limit.
+  kj::Promise<uint64_t> copyBody(kj::AsyncInputStream& body, idl::BodySink::Client sink, FetchLimits limits, uint64_t total) {
+    auto buf = kj::heapArray<kj::byte>(kChunk);
+    auto& b = buf;
+    return body.tryRead(b.begin(), 1, b.size()).then(
+        [this, &body, sink, limits, total, buf = kj::mv(buf)](size_t n) mutable -> kj::Promise<uint64_t> {
+          if (n == 0) return total;
+          if (total + n > limits.maxBodyBytes) return uint64_t(UINT64_MAX);
+          auto w = sink.writeRequest();
+          w.setChunk(buf.slice(0, n));
+          return w.send().then([this, &body, sink, limits, total, n]() mutable {
+            return copyBody(body, sink, limits, total + n);
+          });
+        });
+  }
+
+  Fetchd& fetchd_;
+  uid_t caller_;
+};
+
+// fetchd has no principals of its own: the gate's "net.http.fetch" is checked with capd inside
+// fetch() (Broker.check on the caller's uid), which is the only method.
+class FetchdAuthorizer final : public Authorizer {
+ public:
+  explicit FetchdAuthorizer(uid_t uid) : uid_(uid) {}
+  bool isPrincipal() const override { return true; }
+  bool isCapd() const override { return false; }
+  bool holds(std::string_view capability) const override { return capability == "net.http.fetch"; }
+  std::string who() const override { return "uid:" + std::to_string(uid_); }
+
+ private:
+  uid_t uid_;
+};
+
+}  // namespace
+
+Fetchd::Fetchd(kj::AsyncIoProvider& io, kj::Timer& timer, FetchdPaths paths, HttpStub& stub, FetchLimits limits)
+    : io_(io), timer_(timer), paths_(std::move(paths)), stub_(stub), limits_(limits) {}
+
+idl::Fetcher::Client Fetchd::fetcherFor(uid_t caller) {
+  return gated<idl::Fetcher>(kj::heap<FetcherImpl>(*this, caller), kj::heap<FetchdAuthorizer>(caller), "fetchd");
+}
+
+}  // namespace capnet

@@ -1,0 +1,51 @@
+// fetchd: the fetch service apps use (idl/fetch.capnp). http://fixture.local/ is answered in
+// process by httpstubd and is always the default; any other host is a real fetch, possible only
+// while devnet is on: fetchd asks capd for a grant on the caller's behalf (requestGrantFor, the
+// caller identified by SO_PEERCRED) and asks netd to connect with it. Every refusal is immediate,
+// typed, and one audit line `fetchd: deny host=<host> reason=<reason>`.
+#pragma once
+
+#include <sys/types.h>
+
+#include <kj/async-io.h>
+#include <kj/timer.h>
+
+#include <string>
+
+#include "fetchd/httpstub.h"
+#include "idl/fetch.capnp.h"
+
+namespace capnet {
+
+struct FetchLimits {
+  uint64_t maxBodyBytes = 8u << 20;     // config network.http.maxBodyBytes
+  uint32_t maxHeaderBytes = 16384;      // config network.http.maxHeaderBytes
+  uint32_t maxRedirects = 5;            // config network.http.maxRedirects
+  uint32_t totalTimeoutMs = 30000;      // config network.timeouts.totalMs
+};
+
+struct FetchdPaths {
+  std::string capd;   // capd's broker socket
+  std::string netd;   // netd's app socket
+};
+
+class Fetchd {
+ public:
+  Fetchd(kj::AsyncIoProvider& io, kj::Timer& timer, FetchdPaths paths, HttpStub& stub, FetchLimits limits);
+  idl::Fetcher::Client fetcherFor(uid_t caller);
+
+  kj::AsyncIoProvider& io() { return io_; }
+  kj::Timer& timer() { return timer_; }
+  const FetchdPaths& paths() const { return paths_; }
+  HttpStub& stub() { return stub_; }
+  const FetchLimits& limits() const { return limits_; }
+
+ private:
+  kj::AsyncIoProvider& io_;
+  kj::Timer& timer_;
+  FetchdPaths paths_;
+  HttpStub& stub_;
+  FetchLimits limits_;
+};
+
+}  // namespace capnet

@@ -1,0 +1,175 @@
+#include <capnp/rpc-twoparty.h>
+#include <doctest/doctest.h>
+#include <kj/async-io.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "common/audit.h"
+#include "common/rpc-server.h"
+#include "fetchd/fetchd.h"
+#include "idl/cap.capnp.h"
+
+using namespace capnet;
+
+namespace {
+
+// capd as fetchd sees it: net.http.fetch for uid 2000 only; devnet off for every grant.
+class FakeBroker final : public idl::Broker::Server {
+ public:
+  int grantRequests = 0;
+  kj::Promise<void> check(CheckContext context) override {
+    bool ok = context.getParams().getSubjectUid() == 2000 && context.getParams().getCapability() == "net.http.fetch";
+    auto d = context.getResults().initDecision();
+    d.setAllowed(ok);
+    d.setReason(ok ? "allowed" : "no-cap (app holds net.http.fetch)");
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
+    ++grantRequests;
+    auto r = context.getResults().initResult().initRefused();
+    r.setReason(idl::GrantRefusal::DEVNET_OFF);
+    r.setDetail("devnet-off (network.devnet.enabled)");
+    return kj::READY_NOW;
+  }
+};
+
+class CollectingSink final : public idl::BodySink::Server {
+ public:
+  std::string* body;
+  uint16_t* status;
+  bool* finished;
+  CollectingSink(std::string* b, uint16_t* s, bool* d) : body(b), status(s), finished(d) {}
+  kj::Promise<void> begin(BeginContext c) override {
+    *status = c.getParams().getStatus();
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> write(WriteContext c) override {
+    auto chunk = c.getParams().getChunk();
+    body->append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> done(DoneContext) override {
+    *finished = true;
+    return kj::READY_NOW;
+  }
+};
+
+struct Captured {
+  std::vector<std::string> lines;
+  Captured() { setAuditSink([this](const std::string& l) { lines.push_back(l); }); }
+  ~Captured() { setAuditSink({}); }
+  bool has(const std::string& prefix) const {
+    for (const auto& l : lines) {
+      if (l.rfind(prefix, 0) == 0) return true;
+    }
+    return false;
+  }
+};
+
+struct Rig {
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  std::string dir;
+  FakeBroker* broker = nullptr;
+  kj::Own<UnixRpcServer> capd;
+  kj::Maybe<kj::Promise<void>> serving;
+  HttpStub stub{std::string(CAPNET_SOURCE_DIR) + "/selftest/fixtures/web"};
+  kj::Own<Fetchd> fetchd;
+  Rig(bool capdUp = true) {
+    char t[] = "/tmp/fetchd-test-XXXXXX";
+    dir = mkdtemp(t);
+    if (capdUp) {
+      capd = kj::heap<UnixRpcServer>(*io.provider, "capd", RpcLimits{}, [this](const PeerCredentials&) {
+        auto b = kj::heap<FakeBroker>();
+        broker = b.get();
+        return kj::Maybe<capnp::Capability::Client>(capnp::Capability::Client(kj::mv(b)));
+      });
+      capd->bind(dir + "/capd.sock", 0600).wait(io.waitScope);
+      serving = capd->run().eagerlyEvaluate(nullptr);
+    }
+    fetchd = kj::heap<Fetchd>(*io.provider, io.provider->getTimer(), FetchdPaths{dir + "/capd.sock", dir + "/netd.sock"},
+                              stub, FetchLimits{});
+  }
+  ~Rig() { std::system(("rm -rf '" + dir + "'").c_str()); }
+
+  struct Out {
+    bool refused = false;
+    idl::FetchRefusal reason = idl::FetchRefusal::INTERNAL;
+    uint16_t status = 0;
+    std::string body, backend;
+    bool done = false;
+  };
+  Out fetch(uid_t as, const std::string& url) {
+    Out o;
+    auto req = fetchd->fetcherFor(as).fetchRequest();
+    req.initRequest().setUrl(url);
+    req.setSink(kj::heap<CollectingSink>(&o.body, &o.status, &o.done));
+    auto resp = req.send().wait(io.waitScope);
+    auto r = resp.getResult();
+    if (r.isRefused()) {
+      o.refused = true;
+      o.reason = r.getRefused().getReason();
+    } else {
+      o.backend = r.getResponse().getBackend();
+      CHECK(r.getResponse().getStatus() == o.status);
+    }
+    return o;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the fixture path serves http://fixture.local/ through httpstubd for a principal with net.http.fetch") {
+  Rig rig;
+  Captured audit;
+  auto o = rig.fetch(2000, "http://fixture.local/index.html#frag");
+  REQUIRE_FALSE(o.refused);
+  CHECK(o.status == 200);
+  CHECK(o.done);
+  CHECK(o.backend == "httpstubd");
+  CHECK(o.body.find("httpstubd") != std::string::npos);
+  CHECK(audit.has("httpstub: fetch 200 url=/index.html"));
+  auto missing = rig.fetch(2000, "http://fixture.local/nope");
+  CHECK(missing.status == 404);
+}
+
+TEST_CASE("without net.http.fetch even the fixture path is refused as no-cap") {
+  Rig rig;
+  Captured audit;
+  auto o = rig.fetch(2001, "http://fixture.local/index.html");
+  CHECK(o.refused);
+  CHECK(o.reason == idl::FetchRefusal::NO_CAP);
+  CHECK(audit.has("fetchd: deny host=fixture.local reason=no-cap uid=2001"));
+}
+
+TEST_CASE("a real host while devnet is off is refused as devnet-off after capd's refusal, with no connect") {
+  Rig rig;
+  Captured audit;
+  auto o = rig.fetch(2000, "https://devnet.test/");
+  CHECK(o.refused);
+  CHECK(o.reason == idl::FetchRefusal::DEVNET_OFF);
+  REQUIRE(rig.broker != nullptr);
+  CHECK(rig.broker->grantRequests == 1);
+  CHECK(audit.has("fetchd: deny host=devnet.test reason=devnet-off"));
+}
+
+TEST_CASE("bad URLs and other schemes are refused before anything is asked of capd") {
+  Rig rig;
+  Captured audit;
+  auto o = rig.fetch(2000, "ftp://devnet.test/");
+  CHECK(o.reason == idl::FetchRefusal::SCHEME);
+  auto u = rig.fetch(2000, "https://user@devnet.test/");
+  CHECK(u.reason == idl::FetchRefusal::BAD_URL);
+  CHECK(audit.has("fetchd: deny host=- reason=scheme"));
+  CHECK(rig.broker == nullptr);   // no capd connection was made.
+}
+
+TEST_CASE("capd unreachable: every fetch is refused as capd-unreachable") {
+  Rig rig(false);
+  Captured audit;
+  auto o = rig.fetch(2000, "http://fixture.local/index.html");
+  CHECK(o.refused);
+  CHECK(o.reason == idl::FetchRefusal::CAPD_UNREACHABLE);
+}
