@@ -250,7 +250,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
                 return refuse(context, url.host, reason, std::string(why.getDetail().cStr()));
               }
               return http(context, res.getConnected().getStream(), url, sink, head, limits);
-            });
+            }).attach(kj::mv(netd));   // the connection to netd carries the stream: keep it.
           },
           [this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
             return refuse(context, url.host, idl::FetchRefusal::NETD_UNREACHABLE, e.getDescription().cStr());
@@ -327,7 +327,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
           .attach(kj::mv(body));
     }, [this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
       return refuse(context, url.host, idl::FetchRefusal::BAD_RESPONSE, e.getDescription().cStr());
-    }).attach(kj::mv(client), kj::mv(table), kj::mv(io));
+    }).attach(kj::mv(io), kj::mv(table), kj::mv(client));   // destroyed in reverse: client first.
   }
 
   // Streams the body to the sink chunk by chunk (each write waits for the sink: flow control).

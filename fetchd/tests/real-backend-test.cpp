@@ -1,0 +1,253 @@
+// fetchd's real backend end to end on the host: capd (a fake broker that mints), netd (the real
+// server, its TCP stack replaced by in-memory connections to a scripted HTTP server), fetchd's
+// KJ HTTP client over netd's ByteStream.
+#include <doctest/doctest.h>
+#include <kj/async-io.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/audit.h"
+#include "common/rpc-server.h"
+#include "fetchd/fetchd.h"
+#include "idl/cap.capnp.h"
+#include "netd/memory-connection.h"
+#include "netd/server/netd-server.h"
+
+using namespace capnet;
+
+namespace {
+
+constexpr uint8_t kTokenByte = 0x42;
+
+// The origin server: answers one request per connection by path.
+class HttpStack final : public TcpStack {
+ public:
+  std::vector<std::string> requestLines;
+  struct Ignore : kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&&) override {}
+  } ignore;
+  kj::TaskSet tasks{ignore};
+  ~HttpStack() noexcept override {}
+  bool up() const override { return true; }
+  std::string detail() const override { return "memory"; }
+  kj::Promise<Result<kj::Own<TcpConnection>, ConnectError>> connect(uint32_t, uint16_t, uint32_t) override {
+    auto [client, server] = newMemoryConnectionPair(16384);
+    tasks.add(serve(kj::mv(server), std::make_shared<std::string>()));
+    return Result<kj::Own<TcpConnection>, ConnectError>(kj::Own<TcpConnection>(kj::mv(client)));
+  }
+
+  kj::Promise<void> serve(kj::Own<MemoryConnection> c, std::shared_ptr<std::string> buf) {
+    auto& conn = *c;
+    return conn.read(4096).then([this, &conn, buf](ReadResult r) -> kj::Promise<void> {
+      buf->append(reinterpret_cast<const char*>(r.data.begin()), r.data.size());
+      auto end = buf->find("\r\n\r\n");
+      if (end == std::string::npos) {
+        if (r.eof) return kj::READY_NOW;
+        return serve(kj::Own<MemoryConnection>(&conn, kj::NullDisposer::instance), buf);
+      }
+      std::string line = buf->substr(0, buf->find("\r\n"));
+      requestLines.push_back(line);
+      std::string path = line.substr(line.find(' ') + 1);
+      path = path.substr(0, path.find(' '));
+      auto out = std::make_shared<std::string>(respond(path));
+      return writeAll(conn, out, 0).then([&conn]() { return conn.shutdownWrite(); });
+    }).attach(kj::mv(c));
+  }
+
+  static kj::Promise<void> writeAll(MemoryConnection& conn, std::shared_ptr<std::string> s, size_t off) {
+    if (off >= s->size()) return kj::READY_NOW;
+    size_t n = std::min<size_t>(8192, s->size() - off);
+    return conn.write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(s->data() + off), n)).then([&conn, s, off, n]() {
+      return writeAll(conn, s, off + n);
+    });
+  }
+
+  static std::string respond(const std::string& path) {
+    if (path == "/") return "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\n\r\nhello\n";
+    if (path == "/chunked") {
+      return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nchunk\r\n3\r\ned!\r\n0\r\n\r\n";
+    }
+    if (path == "/big") return "HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n";
+    if (path == "/bigchunked") {
+      std::string s = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+      std::string piece(4096, 'z');
+      for (int i = 0; i < 40; ++i) s += "1000\r\n" + piece + "\r\n";
+      return s + "0\r\n\r\n";
+    }
+    if (path == "/redirect-cross") return "HTTP/1.1 302 Found\r\nLocation: https://other.test/\r\nContent-Length: 0\r\n\r\n";
+    if (path == "/hugeheader") return "HTTP/1.1 200 OK\r\nX-Big: " + std::string(20000, 'h') + "\r\nContent-Length: 0\r\n\r\n";
+    return "NOT HTTP AT ALL\r\n\r\n";
+  }
+};
+
+// capd: grants every scope to the caller with a fixed token (netd is told about it directly).
+class MintingBroker final : public idl::Broker::Server {
+ public:
+  kj::Promise<void> check(CheckContext context) override {
+    context.getResults().initDecision().setAllowed(true);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
+    auto g = context.getResults().initResult().initGranted();
+    kj::byte token[16];
+    std::fill(token, token + 16, kTokenByte);
+    g.setToken(kj::arrayPtr(token, 16));
+    return kj::READY_NOW;
+  }
+};
+
+class Sink final : public idl::BodySink::Server {
+ public:
+  std::string* body;
+  explicit Sink(std::string* b) : body(b) {}
+  kj::Promise<void> begin(BeginContext) override { return kj::READY_NOW; }
+  kj::Promise<void> done(DoneContext) override { return kj::READY_NOW; }
+  kj::Promise<void> write(WriteContext c) override {
+    auto chunk = c.getParams().getChunk();
+    body->append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
+    return kj::READY_NOW;
+  }
+};
+
+struct Rig {
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  std::string dir;
+  FakeClock clock{0};
+  HttpStack stack;
+  Netd netd;
+  kj::Maybe<capnp::Capability::Client> control;
+  UnixRpcServer capdServer, netdServer;
+  kj::Maybe<kj::Promise<void>> a, b;
+  HttpStub stub{"/nonexistent"};
+  kj::Own<Fetchd> fetchd;
+
+  Rig()
+      : netd(clock, io.provider->getTimer(), stack, getuid()),
+        capdServer(*io.provider, "capd", RpcLimits{},
+                   [](const PeerCredentials&) {
+                     return kj::Maybe<capnp::Capability::Client>(capnp::Capability::Client(kj::heap<MintingBroker>()));
+                   }),
+        netdServer(*io.provider, "netd", RpcLimits{}, [this](const PeerCredentials& p) {
+          return kj::Maybe<capnp::Capability::Client>(capnp::Capability::Client(netd.netConnectFor(p.uid)));
+        }) {
+    char t[] = "/tmp/fetchd-real-XXXXXX";
+    dir = mkdtemp(t);
+    control = netd.controlFor(getuid());   // a live capd session...
+    netd.announce(true, 1);                // ...that turned devnet on
+    for (const char* host : {"devnet.test"}) {
+      GrantRecord g;
+      g.token.fill(kTokenByte);
+      g.subjectUid = g.holderUid = getuid();
+      g.scheme = "http";
+      g.host = host;
+      g.port = 80;
+      g.address = 0x0a000264;
+      g.expiresAtMs = 1000000;
+      netd.grants().add(g);
+    }
+    capdServer.bind(dir + "/capd.sock", 0600).wait(io.waitScope);
+    netdServer.bind(dir + "/netd.sock", 0600).wait(io.waitScope);
+    a = capdServer.run().eagerlyEvaluate(nullptr);
+    b = netdServer.run().eagerlyEvaluate(nullptr);
+    FetchLimits limits;
+    limits.maxBodyBytes = 8u << 20;
+    fetchd = kj::heap<Fetchd>(*io.provider, io.provider->getTimer(), FetchdPaths{dir + "/capd.sock", dir + "/netd.sock"},
+                              stub, limits);
+  }
+  ~Rig() { std::system(("rm -rf '" + dir + "'").c_str()); }
+
+  struct Out {
+    bool refused = false;
+    idl::FetchRefusal reason = idl::FetchRefusal::INTERNAL;
+    uint16_t status = 0;
+    std::string body, backend;
+  };
+  Out fetch(const std::string& url) {
+    Out o;
+    auto req = fetchd->fetcherFor(getuid()).fetchRequest();
+    req.initRequest().setUrl(url);
+    req.setSink(kj::heap<Sink>(&o.body));
+    auto resp = req.send().wait(io.waitScope);
+    auto r = resp.getResult();
+    if (r.isRefused()) {
+      o.refused = true;
+      o.reason = r.getRefused().getReason();
+    } else {
+      o.status = r.getResponse().getStatus();
+      o.backend = r.getResponse().getBackend();
+    }
+    return o;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("real backend: a Content-Length response arrives whole through netd, and the fragment is not sent") {
+  Rig rig;
+  auto o = rig.fetch("http://devnet.test/#fragment");
+  REQUIRE_FALSE(o.refused);
+  CHECK(o.status == 200);
+  CHECK(o.body == "hello\n");
+  CHECK(o.backend == "netd");
+  REQUIRE(rig.stack.requestLines.size() == 1);
+  CHECK(rig.stack.requestLines[0] == "GET / HTTP/1.1");
+}
+
+TEST_CASE("real backend: a chunked body is decoded") {
+  Rig rig;
+  auto o = rig.fetch("http://devnet.test/chunked");
+  REQUIRE_FALSE(o.refused);
+  CHECK(o.body == "chunked!");
+}
+
+TEST_CASE("real backend: an announced body over the cap is refused before reading, never truncated") {
+  Rig rig;
+  auto o = rig.fetch("http://devnet.test/big");
+  CHECK(o.refused);
+  CHECK(o.reason == idl::FetchRefusal::BODY_TOO_LARGE);
+}
+
+TEST_CASE("real backend: a chunked body that grows over the cap is refused as too large") {
+  Rig rig;
+  auto req = rig.fetchd->fetcherFor(getuid()).fetchRequest();
+  req.initRequest().setUrl("http://devnet.test/bigchunked");
+  req.getRequest().setMaxBodyBytes(100000);
+  std::string body;
+  req.setSink(kj::heap<Sink>(&body));
+  auto resp = req.send().wait(rig.io.waitScope);
+  REQUIRE(resp.getResult().isRefused());
+  CHECK(resp.getResult().getRefused().getReason() == idl::FetchRefusal::BODY_TOO_LARGE);
+  CHECK(body.size() <= 100000);
+}
+
+TEST_CASE("real backend: a cross-host redirect is refused with its marker") {
+  Rig rig;
+  std::vector<std::string> lines;
+  setAuditSink([&](const std::string& l) { lines.push_back(l); });
+  auto o = rig.fetch("http://devnet.test/redirect-cross");
+  setAuditSink({});
+  CHECK(o.reason == idl::FetchRefusal::CROSS_HOST_REDIRECT);
+  bool marker = false;
+  for (auto& l : lines) marker = marker || l.rfind("fetchd: deny host=devnet.test reason=cross-host-redirect", 0) == 0;
+  CHECK(marker);
+}
+
+TEST_CASE("real backend: an oversized header and a malformed response are refused without a crash") {
+  Rig rig;
+  CHECK(rig.fetch("http://devnet.test/hugeheader").refused);
+  auto bad = rig.fetch("http://devnet.test/garbage");
+  CHECK(bad.refused);
+  CHECK(bad.reason == idl::FetchRefusal::BAD_RESPONSE);
+}
+
+TEST_CASE("real backend: a host outside the grant's scope is refused by netd and reported as connect-failed") {
+  Rig rig;
+  auto o = rig.fetch("http://other.test/");
+  CHECK(o.refused);
+  CHECK(o.reason == idl::FetchRefusal::CONNECT_FAILED);
+}
