@@ -56,6 +56,7 @@ for applet in $(/bin/busybox --list); do
   [[ "$applet" == busybox ]] || ln -sf busybox "$stage/bin/$applet"
 done
 cp "$here/guest/init" "$stage/init"
+cp "$here/guest/etc/passwd" "$here/guest/etc/group" "$stage/etc/"
 chmod 0755 "$stage/init"
 
 # Modules: resolve `depends=` from each module's .modinfo (the package has no modules.dep).
@@ -88,7 +89,7 @@ with open(os.path.join(dest, 'order'), 'w') as out:
 PY
 
 # capnet's programs that exist in this build, stripped, with their shared libraries.
-programs=(capd/capd netd/netd fetchd/fetchd fetchd/httpstubd fetchd/capnet selftest/selftest trust/trustctl virtio/virtio-probe)
+programs=(capd/capd netd/netd fetchd/fetchd fetchd/capnet selftest/selftest trust/trustctl virtio/virtio-probe)
 libs=()
 for p in "${programs[@]}"; do
   [[ -x "$build/$p" ]] || continue

@@ -1,14 +1,47 @@
 #!/usr/bin/env bash
-# The main job: build capnet and start capd on the default config (config/network.json), serving
-# the broker on build/run/capd.sock. netd's control socket is build/run/netd-control.sock; until a
-# netd listens there capd reports netd-unreachable and refuses every mint (fail closed).
-# Stop it with Ctrl-C; send SIGHUP to reload the config.
+# The main job: build capnet and the guest, boot it under QEMU with the default config (devnet
+# off), run a short demo (a fixture fetch allowed, a real fetch refused with its reason), and leave
+# you at a guest shell as the `app` principal, where `capnet fetch` works. Exit the shell to power
+# the guest off.
+#
+#   ./scripts/run.sh            interactive
+#   ./scripts/run.sh --batch    the demo only, then power off (for scripts; exit 0 when it ran)
+#   ./scripts/run.sh --devnet   boot with devnet on (config/devnet-on.json on the state disk)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+profile=interactive
+state_config=""
+for arg in "$@"; do
+  case "$arg" in
+    --batch) profile=demo ;;
+    --devnet) state_config="$here/config/devnet-on.json" ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "run: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 "$here/scripts/deps.sh"
 "$here/scripts/build.sh" plain
-run="$here/build/run"
-mkdir -p "$run"
-"$here/build/capd/capd" --check "$here/config/network.json"
-exec "$here/build/capd/capd" --config "$here/config/network.json" \
-  --socket "$run/capd.sock" --netd-control "$run/netd-control.sock" "$@"
+"$here/scripts/build-guest.sh"
+out="$here/build/run"
+mkdir -p "$out/state/config" "$out/state/trust/installed"
+rm -f "$out/state/config/network.json"
+[[ -n "$state_config" ]] && cp "$state_config" "$out/state/config/network.json"
+rm -f "$out/state.img"
+mke2fs -q -F -t ext4 -d "$out/state" "$out/state.img" 32M
+qemu=(qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -m 512 -smp 1 -cpu max
+      -device intel-iommu,intremap=on
+      -kernel "$here/build/guest/vmlinux" -initrd "$here/build/guest/initrd.cpio"
+      -append "console=ttyS0 quiet intel_iommu=on panic=-1 capnet.profile=$profile"
+      -rtc base=2026-06-01T00:00:00,clock=vm
+      -drive "file=$out/state.img,if=virtio,format=raw"
+      -netdev user,id=n0,restrict=on,ipv6=off,net=10.0.2.0/24
+      -device virtio-net-pci,netdev=n0,disable-legacy=on,iommu_platform=on,romfile=
+      -no-reboot -nographic)
+if [[ "$profile" == demo ]]; then
+  log="$out/demo.log"
+  timeout 120 "${qemu[@]}" < /dev/null > "$log" 2>&1 || true
+  grep -E '^(demo:|capnet:|init: done)|fixture' "$log" | grep -v '^\[' || true
+  grep -q 'init: done' "$log"
+else
+  exec "${qemu[@]}"
+fi
