@@ -204,14 +204,14 @@ class FetcherImpl final : public idl::Fetcher::Server {
   }
 
   kj::Promise<void> realFetch(FetchContext context, idl::Broker::Client broker, Url url, idl::BodySink::Client sink,
-                              bool head, FetchLimits limits) {
+                              bool head, FetchLimits limits, uint32_t redirects = 0) {
     auto req = broker.requestGrantForRequest();
     req.setSubjectUid(caller_);
     auto scope = req.initScope();
     scope.setScheme(url.scheme);
     scope.setHost(url.host);
     scope.setPort(url.port);
-    return req.send().then([this, context, url, sink, head, limits](
+    return req.send().then([this, context, broker, url, sink, head, limits, redirects](
                                capnp::Response<idl::Broker::RequestGrantForResults>&& g) mutable -> kj::Promise<void> {
       auto result = g.getResult();
       if (!result.isGranted()) {
@@ -228,14 +228,14 @@ class FetcherImpl final : public idl::Fetcher::Server {
       }
       auto token = kj::heapArray<kj::byte>(result.getGranted().getToken());
       return dial(fetchd_.io(), fetchd_.paths().netd).then(
-          [this, context, url, sink, head, limits, token = kj::mv(token)](kj::Own<RpcConnection> netd) mutable -> kj::Promise<void> {
+          [this, context, broker, url, sink, head, limits, redirects, token = kj::mv(token)](kj::Own<RpcConnection> netd) mutable -> kj::Promise<void> {
             auto net = netd->client->bootstrap().castAs<idl::NetConnect>();
             auto c = net.connectRequest();
             c.setGrant(token);
             c.setHost(url.host);
             c.setPort(url.port);
             c.setUseTls(url.scheme == "https");
-            return c.send().then([this, context, url, sink, head, limits](
+            return c.send().then([this, context, broker, url, sink, head, limits, redirects](
                                      capnp::Response<idl::NetConnect::ConnectResults>&& r) mutable -> kj::Promise<void> {
               auto res = r.getResult();
               if (!res.isConnected()) {
@@ -249,7 +249,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
                   reason = idl::FetchRefusal::TLS_FAILED;
                 return refuse(context, url.host, reason, std::string(why.getDetail().cStr()));
               }
-              return http(context, res.getConnected().getStream(), url, sink, head, limits);
+              return http(context, broker, res.getConnected().getStream(), url, sink, head, limits, redirects);
             }).attach(kj::mv(netd));   // the connection to netd carries the stream: keep it.
           },
           [this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
@@ -258,8 +258,8 @@ class FetcherImpl final : public idl::Fetcher::Server {
     });
   }
 
-  kj::Promise<void> http(FetchContext context, idl::ByteStream::Client stream, Url url, idl::BodySink::Client sink,
-                         bool head, FetchLimits limits) {
+  kj::Promise<void> http(FetchContext context, idl::Broker::Client broker, idl::ByteStream::Client stream, Url url,
+                         idl::BodySink::Client sink, bool head, FetchLimits limits, uint32_t redirects) {
     auto io = kj::heap<ByteStreamIo>(kj::mv(stream));
     auto table = kj::heap<kj::HttpHeaderTable>();
     auto client = kj::newHttpClient(*table, *io);
@@ -267,7 +267,8 @@ class FetcherImpl final : public idl::Fetcher::Server {
     headers.set(kj::HttpHeaderId::HOST, url.host);
     headers.add("User-Agent", "capnet-fetchd");
     auto request = client->request(head ? kj::HttpMethod::HEAD : kj::HttpMethod::GET, url.target, headers, uint64_t(0));
-    return request.response.then([this, context, url, sink, limits](kj::HttpClient::Response&& resp) mutable -> kj::Promise<void> {
+    return request.response.then([this, context, broker, url, sink, head, limits, redirects](
+                                     kj::HttpClient::Response&& resp) mutable -> kj::Promise<void> {
       uint64_t headerBytes = 0;
       std::vector<std::pair<std::string, std::string>> hs;
       resp.headers->forEach([&](kj::StringPtr name, kj::StringPtr value) {
@@ -278,13 +279,21 @@ class FetcherImpl final : public idl::Fetcher::Server {
         return refuse(context, url.host, idl::FetchRefusal::HEADER_TOO_LARGE,
                       std::to_string(headerBytes) + " header bytes > " + std::to_string(limits.maxHeaderBytes));
       }
-      if (resp.statusCode >= 300 && resp.statusCode < 400 && resp.statusCode != 304) {
-        // Redirects are followed only to the same origin; this slice refuses the rest, loudly.
-        kj::StringPtr location = resp.headers->get(kj::HttpHeaderId::LOCATION).orDefault("");
-        auto next = parseUrl(std::string(location.cStr()));
+      if (resp.statusCode == 301 || resp.statusCode == 302 || resp.statusCode == 303 || resp.statusCode == 307 ||
+          resp.statusCode == 308) {
+        // Redirects are followed only to the same origin (scheme, host and port), up to the limit;
+        // anything else is refused, loudly. A relative Location resolves against this origin.
+        std::string location = resp.headers->get(kj::HttpHeaderId::LOCATION).orDefault("").cStr();
+        if (!location.empty() && location[0] == '/') location = url.scheme + "://" + url.host + ":" + std::to_string(url.port) + location;
+        auto next = parseUrl(location);
         bool sameOrigin = next.ok() && next->host == url.host && next->port == url.port && next->scheme == url.scheme;
-        if (!sameOrigin) return refuse(context, url.host, idl::FetchRefusal::CROSS_HOST_REDIRECT, location.cStr());
-        return refuse(context, url.host, idl::FetchRefusal::TOO_MANY_REDIRECTS, "same-host redirects are not followed yet");
+        if (!sameOrigin) return refuse(context, url.host, idl::FetchRefusal::CROSS_HOST_REDIRECT, location);
+        if (redirects >= limits.maxRedirects) {
+          return refuse(context, url.host, idl::FetchRefusal::TOO_MANY_REDIRECTS,
+                        "more than " + std::to_string(limits.maxRedirects) + " redirects");
+        }
+        audit("fetchd", "redirect", {{"host", url.host}, {"to", next->target}, {"n", std::to_string(redirects + 1)}});
+        return realFetch(context, broker, next.value(), sink, head, limits, redirects + 1);
       }
       KJ_IF_MAYBE(len, resp.body->tryGetLength()) {
         if (*len > limits.maxBodyBytes) {
@@ -306,11 +315,11 @@ class FetcherImpl final : public idl::Fetcher::Server {
       auto& bodyRef = *body;
       uint16_t status = static_cast<uint16_t>(resp.statusCode);
       return begin.send().then([this, &bodyRef, sink, limits](auto&&) mutable { return copyBody(bodyRef, sink, limits, 0); })
-          .then([this, context, url, sink, status, hs](uint64_t total) mutable -> kj::Promise<void> {
+          .then([this, context, url, sink, status, hs, redirects](uint64_t total) mutable -> kj::Promise<void> {
             if (total > fetchd_.limits().maxBodyBytes || total == UINT64_MAX) {
               return refuse(context, url.host, idl::FetchRefusal::BODY_TOO_LARGE, "body exceeds the limit");
             }
-            return sink.doneRequest().send().then([context, url, status, hs, total](auto&&) mutable {
+            return sink.doneRequest().send().then([context, url, status, hs, total, redirects](auto&&) mutable {
               auto r = context.getResults().initResult().initResponse();
               r.setStatus(status);
               auto out = r.initHeaders(static_cast<unsigned>(hs.size()));
@@ -320,6 +329,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
               }
               r.setBodyBytes(total);
               r.setFinalUrl(url.text());
+              r.setRedirects(redirects);
               r.setBackend("netd");
               audit("fetchd", "fetch", {{"host", url.host}, {"status", std::to_string(status)}, {"bytes", std::to_string(total)}});
             });

@@ -79,6 +79,8 @@ class HttpStack final : public TcpStack {
       for (int i = 0; i < 40; ++i) s += "1000\r\n" + piece + "\r\n";
       return s + "0\r\n\r\n";
     }
+    if (path == "/redirect-same") return "HTTP/1.1 302 Found\r\nLocation: /chunked\r\nContent-Length: 0\r\n\r\n";
+    if (path == "/redirect-loop") return "HTTP/1.1 302 Found\r\nLocation: http://devnet.test/redirect-loop\r\nContent-Length: 0\r\n\r\n";
     if (path == "/redirect-cross") return "HTTP/1.1 302 Found\r\nLocation: https://other.test/\r\nContent-Length: 0\r\n\r\n";
     if (path == "/hugeheader") return "HTTP/1.1 200 OK\r\nX-Big: " + std::string(20000, 'h') + "\r\nContent-Length: 0\r\n\r\n";
     return "NOT HTTP AT ALL\r\n\r\n";
@@ -223,6 +225,18 @@ TEST_CASE("real backend: a chunked body that grows over the cap is refused as to
   REQUIRE(resp.getResult().isRefused());
   CHECK(resp.getResult().getRefused().getReason() == idl::FetchRefusal::BODY_TOO_LARGE);
   CHECK(body.size() <= 100000);
+}
+
+TEST_CASE("real backend: a same-host redirect is followed and a redirect loop stops at the limit") {
+  Rig rig;
+  auto o = rig.fetch("http://devnet.test/redirect-same");
+  REQUIRE_FALSE(o.refused);
+  CHECK(o.body == "chunked!");
+  REQUIRE(rig.stack.requestLines.size() == 2);
+  CHECK(rig.stack.requestLines[1] == "GET /chunked HTTP/1.1");
+  auto loop = rig.fetch("http://devnet.test/redirect-loop");
+  CHECK(loop.reason == idl::FetchRefusal::TOO_MANY_REDIRECTS);
+  CHECK(rig.stack.requestLines.size() == 2 + 6);   // the first request and 5 redirects
 }
 
 TEST_CASE("real backend: a cross-host redirect is refused with its marker") {
