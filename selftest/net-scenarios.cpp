@@ -148,6 +148,33 @@ Report webFetch(Context& ctx) {
   return Report{Outcome::kOk, "bytes=" + std::to_string(f.body.size())};
 }
 
+// A real http fetch through fetchd -> capd grant -> netd -> lwIP -> the VFIO NIC -> the host fixture.
+Report httpFetch(Context& ctx) {
+  auto f = fetchAs(ctx, kSelftestUid, "http://devnet.test/");
+  if (!f.error.empty()) return fail(f.error);
+  if (f.refused) return fail("refused: " + f.detail);
+  if (f.status != 200 || !f.complete || f.backend != "netd") return fail("unexpected response");
+  if (f.body != "capnet devnet fixture\n") return fail("body differs from the fixture's");
+  return Report{Outcome::kOk, "bytes=" + std::to_string(f.body.size())};
+}
+
+Report httpRedirects(Context& ctx) {
+  auto same = fetchAs(ctx, kSelftestUid, "http://devnet.test/redirect-same");
+  if (same.refused || same.body != "capnet devnet fixture\n") return fail("same-host redirect not followed: " + same.detail);
+  auto cross = fetchAs(ctx, kSelftestUid, "http://devnet.test/redirect-cross");
+  if (!cross.refused || cross.reason != idl::FetchRefusal::CROSS_HOST_REDIRECT) return fail("cross-host redirect not refused");
+  return Report{Outcome::kOk, ""};
+}
+
+// `app` holds net.http.fetch but not net.http.devnet: the fixture path only.
+Report httpNoCap(Context& ctx) {
+  auto f = fetchAs(ctx, kAppUid, "http://devnet.test/");
+  if (!f.error.empty()) return fail(f.error);
+  if (!f.refused) return fail("a principal without net.http.devnet fetched a real host");
+  if (f.reason != idl::FetchRefusal::NO_CAP) return fail("refused for another reason: " + f.detail);
+  return Report{Outcome::kOk, ""};
+}
+
 bool stackUp(Context& ctx, std::string& detail) {
   Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
   if (!netd.ok()) {
@@ -274,6 +301,9 @@ std::vector<Scenario> netScenarios(const std::string& profile) {
     return {{"net tcp", noStackPlaceholder}, {"net https", noStackPlaceholder}};
   }
   if (profile == "tcp") return {{"net tcp", tcpExchange}, {"net nocap deny", noCapDeny}};
+  if (profile == "http") {
+    return {{"net http", httpFetch}, {"web redirect", httpRedirects}, {"web devnet nocap deny", httpNoCap}};
+  }
   return {};
 }
 
