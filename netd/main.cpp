@@ -16,6 +16,8 @@
 #include "netd/server/netd-server.h"
 #include "netd/server/null-stack.h"
 #include "netd/stack/lwip-stack.h"
+#include "netd/tls/wolf-tls.h"
+#include "common/paths.h"
 #include "netd/virtio-link.h"
 
 namespace {
@@ -106,7 +108,11 @@ int main(int argc, char** argv) {
     });
   }
 
-  capnet::Netd netd(clock, io.provider->getTimer(), *stack, static_cast<uid_t>(capdUid));
+  // TLS roots: the trust store's two directories, pkg://trust/ (shipped) and state:/trust/installed/.
+  capnet::Roots roots;
+  capnet::WolfTlsWrapper tls(io.provider->getTimer(), clock,
+                             {roots.resolve("pkg://trust").value_or(""), roots.resolve("state:/trust/installed").value_or("")});
+  capnet::Netd netd(clock, io.provider->getTimer(), *stack, static_cast<uid_t>(capdUid), &tls);
   capnet::RpcLimits controlLimits;
   controlLimits.maxConnections = 4;
   capnet::UnixRpcServer control(*io.provider, "netd", controlLimits,

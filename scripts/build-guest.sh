@@ -108,7 +108,8 @@ fi
 
 # pkg:// content: the default config, trust roots and web fixtures (when built).
 cp "$here/config/network.json" "$stage/pkg/config/network.json"
-[[ -d "$build/selftest/fixtures/tls/roots" ]] && cp "$build/selftest/fixtures/tls/roots"/*.pem "$stage/pkg/trust/" 2>/dev/null || true
+# The test PKI's root is the one root shipped in pkg://trust/ (selftest/fixtures/tls/gen-certs.sh).
+[[ -f "$build/selftest/tls/ca.pem" ]] && cp "$build/selftest/tls/ca.pem" "$stage/pkg/trust/capnet-test-root.pem"
 [[ -d "$here/selftest/fixtures/web" ]] && cp -r "$here/selftest/fixtures/web/." "$stage/pkg/fixtures/web/"
 
 # --- pack, only when something changed ------------------------------------------------------------

@@ -175,6 +175,50 @@ Report httpNoCap(Context& ctx) {
   return Report{Outcome::kOk, ""};
 }
 
+// A real HTTPS fetch: fetchd -> capd grant -> netd -> wolfSSL (TLS 1.3, roots from pkg://trust/)
+// over lwIP over the VFIO NIC -> the host's tls-fixture.
+Report httpsFetch(Context& ctx) {
+  auto f = fetchAs(ctx, kSelftestUid, "https://devnet.test/");
+  if (!f.error.empty()) return fail(f.error);
+  if (f.refused) return fail("refused: " + f.detail);
+  if (f.status != 200 || !f.complete || f.backend != "netd") return fail("unexpected response");
+  if (f.body != "capnet devnet fixture over TLS\n") return fail("body differs from the fixture's");
+  return Report{Outcome::kOk, ""};
+}
+
+// Each bad certificate refused with its own reason (fixtures on ports 444..447).
+Report tlsDeny(Context& ctx) {
+  struct Case {
+    uint16_t port;
+    const char* what;
+    idl::ConnectRefusal want;
+  } cases[] = {
+      {444, "expired", idl::ConnectRefusal::TLS_EXPIRED},
+      {445, "wrong host", idl::ConnectRefusal::TLS_HOSTNAME_MISMATCH},
+      {446, "untrusted issuer", idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER},
+      {447, "not yet valid", idl::ConnectRefusal::TLS_NOT_YET_VALID},
+  };
+  Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+  if (!netd.ok()) return fail(netd.error());
+  for (auto& c : cases) {
+    auto g = requestGrant(ctx, kSelftestUid, "tls", kFixtureHost, c.port);
+    if (!g.ok) return fail(std::string(c.what) + ": no grant: " + g.refusal);
+    auto req = netd.as<idl::NetConnect>().connectRequest();
+    req.setGrant(g.token);
+    req.setHost(kFixtureHost);
+    req.setPort(c.port);
+    req.setUseTls(true);
+    auto resp = req.send().wait(ctx.io.waitScope);
+    auto r = resp.getResult();
+    if (r.isConnected()) return fail(std::string(c.what) + ": the handshake succeeded");
+    if (r.getRefused().getReason() != c.want) {
+      return fail(std::string(c.what) + ": refused as " + refusalName(r.getRefused().getReason()) + " (" +
+                  r.getRefused().getDetail().cStr() + "), expected " + refusalName(c.want));
+    }
+  }
+  return Report{Outcome::kOk, ""};
+}
+
 bool stackUp(Context& ctx, std::string& detail) {
   Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
   if (!netd.ok()) {
@@ -301,6 +345,7 @@ std::vector<Scenario> netScenarios(const std::string& profile) {
     return {{"net tcp", noStackPlaceholder}, {"net https", noStackPlaceholder}};
   }
   if (profile == "tcp") return {{"net tcp", tcpExchange}, {"net nocap deny", noCapDeny}};
+  if (profile == "https") return {{"net https", httpsFetch}, {"net tls deny", tlsDeny}};
   if (profile == "http") {
     return {{"net http", httpFetch}, {"web redirect", httpRedirects}, {"web devnet nocap deny", httpNoCap}};
   }

@@ -1,0 +1,283 @@
+#include "netd/tls/wolf-tls.h"
+
+#include <dirent.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/sha256.h>
+
+#include <kj/debug.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <optional>
+
+#include "common/audit.h"
+
+namespace capnet {
+namespace {
+
+constexpr size_t kReadChunk = 16384;
+
+// A wolfSSL or X509 verification code as netd's refusal, when it is one we name.
+std::optional<TlsFailure> mapCode(int code) {
+  switch (code) {
+    case ASN_AFTER_DATE_E:
+    case 10:   // X509_V_ERR_CERT_HAS_EXPIRED
+      return TlsFailure{idl::ConnectRefusal::TLS_EXPIRED, "certificate expired"};
+    case ASN_BEFORE_DATE_E:
+    case 9:    // X509_V_ERR_CERT_NOT_YET_VALID
+      return TlsFailure{idl::ConnectRefusal::TLS_NOT_YET_VALID, "certificate not yet valid"};
+    case ASN_NO_SIGNER_E:
+    case 20:   // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+      return TlsFailure{idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER, "no trusted root signed this chain"};
+    case DOMAIN_NAME_MISMATCH:
+      return TlsFailure{idl::ConnectRefusal::TLS_HOSTNAME_MISMATCH, "certificate does not name the host"};
+    case VERSION_ERROR:
+      return TlsFailure{idl::ConnectRefusal::TLS_VERSION_TOO_OLD, "peer offered a protocol version below the minimum"};
+    case SOCKET_PEER_CLOSED_E:
+    case SOCKET_ERROR_E:
+      return TlsFailure{idl::ConnectRefusal::TLS_PEER_CLOSED, "peer closed during the handshake"};
+    default:
+      return std::nullopt;
+  }
+}
+
+// wolfSSL reports a verification failure through the verify callback's store, or as the handshake's
+// error code, or both: the first one netd can name wins.
+TlsFailure failureFor(int verifyError, int sslError, const std::string& detail) {
+  if (auto f = mapCode(verifyError)) return *f;
+  if (auto f = mapCode(sslError)) return *f;
+  return {idl::ConnectRefusal::TLS_HANDSHAKE_FAILED,
+          detail + " (verify=" + std::to_string(verifyError) + " ssl=" + std::to_string(sslError) + ")"};
+}
+
+std::vector<std::string> pemFiles(const std::vector<std::string>& dirs) {
+  std::vector<std::string> files;
+  for (const auto& dir : dirs) {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) continue;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.size() > 4 && name.compare(name.size() - 4, 4, ".pem") == 0) files.push_back(dir + "/" + name);
+    }
+    ::closedir(d);
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::array<uint8_t, 32> sha256(const uint8_t* data, size_t len) {
+  std::array<uint8_t, 32> out{};
+  wc_Sha256Hash(data, static_cast<word32>(len), out.data());
+  return out;
+}
+
+// One TLS connection: wolfSSL reads and writes ciphertext through in-memory buffers that this class
+// fills from, and drains into, the inner TcpConnection asynchronously.
+class TlsConnection final : public TcpConnection {
+ public:
+  TlsConnection(kj::Own<TcpConnection> inner, WOLFSSL_CTX* ctx) : inner_(kj::mv(inner)), ctx_(ctx) {}
+  ~TlsConnection() noexcept override {
+    if (ssl_ != nullptr) wolfSSL_free(ssl_);
+    if (ctx_ != nullptr) wolfSSL_CTX_free(ctx_);
+  }
+
+  // Set-up shared by the handshake; returns false when wolfSSL refuses the parameters.
+  bool init(const GrantRecord& grant, const std::string& serverName) {
+    grant_ = grant;
+    ssl_ = wolfSSL_new(ctx_);
+    if (ssl_ == nullptr) return false;
+    wolfSSL_SetIOReadCtx(ssl_, this);
+    wolfSSL_SetIOWriteCtx(ssl_, this);
+    wolfSSL_SetCertCbCtx(ssl_, this);
+    if (wolfSSL_UseSNI(ssl_, WOLFSSL_SNI_HOST_NAME, serverName.data(), static_cast<word16>(serverName.size())) != WOLFSSL_SUCCESS) return false;
+    if (wolfSSL_check_domain_name(ssl_, serverName.c_str()) != WOLFSSL_SUCCESS) return false;
+    return true;
+  }
+
+  kj::Promise<void> handshake() {
+    int r = wolfSSL_connect(ssl_);
+    if (r == WOLFSSL_SUCCESS) return flush();
+    int err = wolfSSL_get_error(ssl_, r);
+    if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
+      return flush().then([this]() { return fill(); }).then([this]() { return handshake(); });
+    }
+    char buf[80];
+    wolfSSL_ERR_error_string_n(static_cast<unsigned long>(err), buf, sizeof(buf));
+    lastSslError_ = err;
+    return KJ_EXCEPTION(FAILED, "tls handshake", buf);
+  }
+
+  int verifyError() const { return verifyError_; }
+  int sslError() const { return lastSslError_; }
+  WOLFSSL* ssl() { return ssl_; }
+
+  kj::Promise<ReadResult> read(size_t maxBytes) override {
+    size_t n = std::min(maxBytes, kReadChunk);
+    auto buf = kj::heapArray<kj::byte>(n);
+    int r = wolfSSL_read(ssl_, buf.begin(), static_cast<int>(n));
+    if (r > 0) return ReadResult{kj::heapArray<kj::byte>(buf.slice(0, static_cast<size_t>(r))), false};
+    int err = wolfSSL_get_error(ssl_, r);
+    if (err == WOLFSSL_ERROR_ZERO_RETURN) return ReadResult{kj::heapArray<kj::byte>(0), true};   // close_notify
+    if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
+      if (innerEof_ && in_.empty()) return ReadResult{kj::heapArray<kj::byte>(0), true};
+      return flush().then([this]() { return fill(); }).then([this, maxBytes]() { return read(maxBytes); });
+    }
+    return KJ_EXCEPTION(DISCONNECTED, "tls read failed", err);
+  }
+
+  kj::Promise<void> write(kj::ArrayPtr<const kj::byte> data) override {
+    while (data.size() > 0) {
+      int r = wolfSSL_write(ssl_, data.begin(), static_cast<int>(std::min(data.size(), kReadChunk)));
+      if (r <= 0) return KJ_EXCEPTION(DISCONNECTED, "tls write failed", wolfSSL_get_error(ssl_, r));
+      data = data.slice(static_cast<size_t>(r), data.size());
+    }
+    return flush();   // resolves when the ciphertext is queued in lwIP: backpressure.
+  }
+
+  kj::Promise<void> shutdownWrite() override {
+    wolfSSL_shutdown(ssl_);   // close_notify
+    return flush().then([this]() { return inner_->shutdownWrite(); });
+  }
+
+  uint16_t localPort() const override { return inner_->localPort(); }
+
+  // wolfSSL I/O callbacks.
+  static int onRecv(WOLFSSL*, char* buf, int size, void* ctx) {
+    auto* self = static_cast<TlsConnection*>(ctx);
+    if (self->in_.empty()) return self->innerEof_ ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
+    size_t n = std::min(self->in_.size(), static_cast<size_t>(size));
+    std::copy_n(self->in_.begin(), n, buf);
+    self->in_.erase(self->in_.begin(), self->in_.begin() + static_cast<ptrdiff_t>(n));
+    return static_cast<int>(n);
+  }
+  static int onSend(WOLFSSL*, char* buf, int size, void* ctx) {
+    auto* self = static_cast<TlsConnection*>(ctx);
+    self->out_.insert(self->out_.end(), buf, buf + size);
+    return size;
+  }
+  static int onVerify(int preverify, WOLFSSL_X509_STORE_CTX* store) {
+    auto* self = store ? static_cast<TlsConnection*>(store->userCtx) : nullptr;
+    if (preverify) return 1;
+    if (self == nullptr) return 0;
+    int e = store->error;
+    bool dateError = e == ASN_AFTER_DATE_E || e == ASN_BEFORE_DATE_E || e == 9 || e == 10 || e == 13 || e == 14;
+    if (dateError && self->grant_.tls.timePolicy == TimePolicy::kIgnoreValidity) {
+      // Honoured only because capd put it in the grant (devnet on); loud at every use.
+      audit("tls", "warn", {{"time-policy", "ignore-validity"}, {"host", self->grant_.host}, {"error", std::to_string(e)}});
+      return 1;
+    }
+    if (self->verifyError_ == 0) self->verifyError_ = e;
+    return 0;
+  }
+
+ private:
+  kj::Promise<void> flush() {
+    if (out_.empty()) return kj::READY_NOW;
+    auto bytes = kj::heapArray<kj::byte>(out_.size());
+    std::copy(out_.begin(), out_.end(), bytes.begin());
+    out_.clear();
+    auto p = inner_->write(bytes);
+    return p.attach(kj::mv(bytes));
+  }
+  kj::Promise<void> fill() {
+    if (!in_.empty() || innerEof_) return kj::READY_NOW;
+    return inner_->read(kReadChunk).then([this](ReadResult r) {
+      if (r.eof) innerEof_ = true;
+      in_.insert(in_.end(), r.data.begin(), r.data.end());
+    });
+  }
+
+  kj::Own<TcpConnection> inner_;
+  WOLFSSL_CTX* ctx_;
+  WOLFSSL* ssl_ = nullptr;
+  GrantRecord grant_;
+  std::deque<uint8_t> in_;
+  std::vector<uint8_t> out_;
+  bool innerEof_ = false;
+  int verifyError_ = 0;
+  int lastSslError_ = 0;
+};
+
+}  // namespace
+
+WolfTlsWrapper::WolfTlsWrapper(kj::Timer& timer, const Clock& clock, std::vector<std::string> rootDirs)
+    : timer_(timer), clock_(clock), rootDirs_(std::move(rootDirs)) {
+  wolfSSL_Init();
+}
+
+WolfTlsWrapper::~WolfTlsWrapper() { wolfSSL_Cleanup(); }
+
+kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<TcpConnection> inner,
+                                                                      const GrantRecord& grant, std::string serverName) {
+  using Out = std::variant<TlsSession, TlsFailure>;
+  WOLFSSL_CTX* ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
+  if (ctx == nullptr) return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "wolfSSL_CTX_new failed"});
+  auto conn = kj::heap<TlsConnection>(kj::mv(inner), ctx);   // owns ctx from here on.
+  int minVersion = grant.tls.minVersion == MinTlsVersion::kTls12 ? WOLFSSL_TLSV1_2 : WOLFSSL_TLSV1_3;
+  if (wolfSSL_CTX_SetMinVersion(ctx, minVersion) != WOLFSSL_SUCCESS) {
+    return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "cannot set the minimum TLS version"});
+  }
+  size_t roots = 0;
+  for (const auto& file : pemFiles(rootDirs_)) {
+    if (wolfSSL_CTX_load_verify_locations(ctx, file.c_str(), nullptr) == WOLFSSL_SUCCESS) {
+      ++roots;
+    } else {
+      audit("tls", "skip-root", {{"file", file}, {"reason", "not a loadable CA certificate"}});
+    }
+  }
+  if (roots == 0) return Out(TlsFailure{idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER, "the trust store holds no roots"});
+  wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, &TlsConnection::onVerify);
+  wolfSSL_CTX_SetIORecv(ctx, &TlsConnection::onRecv);
+  wolfSSL_CTX_SetIOSend(ctx, &TlsConnection::onSend);
+  if (!conn->init(grant, serverName)) return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "TLS session set-up failed"});
+
+  auto& c = *conn;
+  auto handshake = timer_.timeoutAfter(grant.handshakeTimeoutMs * kj::MILLISECONDS, c.handshake());
+  return handshake.then(
+      [this, grant, conn = kj::mv(conn)]() mutable -> Out {
+        WOLFSSL* ssl = conn->ssl();
+        WOLFSSL_X509* peer = wolfSSL_get_peer_certificate(ssl);
+        if (peer == nullptr) return TlsFailure{idl::ConnectRefusal::TLS_HANDSHAKE_FAILED, "no peer certificate"};
+        int derLen = 0;
+        const unsigned char* der = wolfSSL_X509_get_der(peer, &derLen);
+        TlsSession s;
+        if (der != nullptr && derLen > 0) s.leafSha256 = sha256(der, static_cast<size_t>(derLen));
+        if (!grant.tls.pins.empty()) {
+          if (clock_.nowMs() >= grant.tls.pinsExpireAtMs) {
+            audit("tls", "pins-expired", {{"host", grant.host}, {"action", "skipped; roots still apply"}});
+          } else {
+            WOLFSSL_EVP_PKEY* key = wolfSSL_X509_get_pubkey(peer);
+            unsigned char* spki = nullptr;
+            int spkiLen = key ? wolfSSL_i2d_PUBKEY(key, &spki) : -1;
+            bool match = false;
+            if (spkiLen > 0) {
+              auto digest = sha256(spki, static_cast<size_t>(spkiLen));
+              match = std::find(grant.tls.pins.begin(), grant.tls.pins.end(), digest) != grant.tls.pins.end();
+              XFREE(spki, nullptr, DYNAMIC_TYPE_OPENSSL);
+            }
+            if (key != nullptr) wolfSSL_EVP_PKEY_free(key);
+            if (!match) {
+              wolfSSL_X509_free(peer);
+              return TlsFailure{idl::ConnectRefusal::TLS_PIN_MISMATCH, "the server key matches none of the pins"};
+            }
+          }
+        }
+        wolfSSL_X509_free(peer);
+        s.version = wolfSSL_get_version(ssl);
+        const char* cipher = wolfSSL_get_cipher_name(ssl);
+        s.cipherSuite = cipher ? cipher : "";
+        s.connection = kj::mv(conn);
+        return s;
+      },
+      [&c](kj::Exception&& e) -> Out {
+        if (std::string(e.getDescription().cStr()).find("timed out") != std::string::npos) {
+          return TlsFailure{idl::ConnectRefusal::TLS_HANDSHAKE_TIMEOUT, "no handshake within the handshake timeout"};
+        }
+        return failureFor(c.verifyError(), c.sslError(), e.getDescription().cStr());
+      });
+}
+
+}  // namespace capnet
