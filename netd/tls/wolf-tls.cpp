@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
@@ -19,6 +20,15 @@ namespace capnet {
 namespace {
 
 constexpr size_t kReadChunk = 16384;
+
+// wolfSSL's notion of "now" for certificate dates is process-global (wc_SetTimeCb); netd is
+// single-threaded and has one wrapper, whose injected clock it follows (tests pin it).
+const Clock* gTlsClock = nullptr;
+time_t tlsNow(time_t* out) {
+  time_t now = gTlsClock != nullptr ? static_cast<time_t>(gTlsClock->nowMs() / 1000) : time(nullptr);
+  if (out != nullptr) *out = now;
+  return now;
+}
 
 // A wolfSSL or X509 verification code as netd's refusal, when it is one we name.
 std::optional<TlsFailure> mapCode(int code) {
@@ -206,9 +216,15 @@ class TlsConnection final : public TcpConnection {
 WolfTlsWrapper::WolfTlsWrapper(kj::Timer& timer, const Clock& clock, std::vector<std::string> rootDirs)
     : timer_(timer), clock_(clock), rootDirs_(std::move(rootDirs)) {
   wolfSSL_Init();
+  gTlsClock = &clock_;
+  wc_SetTimeCb(tlsNow);
 }
 
-WolfTlsWrapper::~WolfTlsWrapper() { wolfSSL_Cleanup(); }
+WolfTlsWrapper::~WolfTlsWrapper() {
+  wc_SetTimeCb(nullptr);
+  gTlsClock = nullptr;
+  wolfSSL_Cleanup();
+}
 
 kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<TcpConnection> inner,
                                                                       const GrantRecord& grant, std::string serverName) {
