@@ -116,7 +116,7 @@ struct Fetched {
   std::string error;   // fetchd unreachable
 };
 
-Fetched fetchAs(Context& ctx, uid_t as, const char* url) {
+Fetched fetchAs(Context& ctx, uid_t as, const char* url, uint64_t maxBodyBytes = 0) {
   Fetched f;
   Session fetchd(ctx.io, ctx.paths.fetchd, as);
   if (!fetchd.ok()) {
@@ -124,7 +124,9 @@ Fetched fetchAs(Context& ctx, uid_t as, const char* url) {
     return f;
   }
   auto req = fetchd.as<idl::Fetcher>().fetchRequest();
-  req.initRequest().setUrl(url);
+  auto r0 = req.initRequest();
+  r0.setUrl(url);
+  r0.setMaxBodyBytes(maxBodyBytes);
   req.setSink(kj::heap<Sink>(&f.body, &f.status, &f.complete));
   auto resp = req.send().wait(ctx.io.waitScope);
   auto r = resp.getResult();
@@ -158,22 +160,45 @@ Report httpFetch(Context& ctx) {
   return Report{Outcome::kOk, "bytes=" + std::to_string(f.body.size())};
 }
 
-Report httpRedirects(Context& ctx) {
-  auto same = fetchAs(ctx, kSelftestUid, "http://devnet.test/redirect-same");
-  if (same.refused || same.body != "capnet devnet fixture\n") return fail("same-host redirect not followed: " + same.detail);
-  auto cross = fetchAs(ctx, kSelftestUid, "http://devnet.test/redirect-cross");
+Report redirects(Context& ctx, const std::string& origin, const std::string& body) {
+  auto same = fetchAs(ctx, kSelftestUid, (origin + "/redirect-same").c_str());
+  if (same.refused || same.body != body) return fail("same-host redirect not followed: " + same.detail);
+  auto cross = fetchAs(ctx, kSelftestUid, (origin + "/redirect-cross").c_str());
   if (!cross.refused || cross.reason != idl::FetchRefusal::CROSS_HOST_REDIRECT) return fail("cross-host redirect not refused");
   return Report{Outcome::kOk, ""};
 }
 
+Report httpRedirects(Context& ctx) { return redirects(ctx, "http://devnet.test", "capnet devnet fixture\n"); }
+Report httpsRedirects(Context& ctx) { return redirects(ctx, "https://devnet.test", "capnet devnet fixture over TLS\n"); }
+
+// A body over the request's limit is refused as too large, never handed over truncated.
+Report httpsBodyCap(Context& ctx) {
+  auto f = fetchAs(ctx, kSelftestUid, "https://devnet.test/", 8);
+  if (!f.error.empty()) return fail(f.error);
+  if (!f.refused || f.reason != idl::FetchRefusal::BODY_TOO_LARGE) return fail("an 8-byte body cap was not enforced");
+  if (f.complete) return fail("the sink was told the body was complete");
+  return Report{Outcome::kOk, ""};
+}
+
 // `app` holds net.http.fetch but not net.http.devnet: the fixture path only.
-Report httpNoCap(Context& ctx) {
-  auto f = fetchAs(ctx, kAppUid, "http://devnet.test/");
+Report noDevnetCap(Context& ctx, const char* url) {
+  auto f = fetchAs(ctx, kAppUid, url);
   if (!f.error.empty()) return fail(f.error);
   if (!f.refused) return fail("a principal without net.http.devnet fetched a real host");
   if (f.reason != idl::FetchRefusal::NO_CAP) return fail("refused for another reason: " + f.detail);
   return Report{Outcome::kOk, ""};
 }
+Report httpNoCap(Context& ctx) { return noDevnetCap(ctx, "http://devnet.test/"); }
+
+// URLs fetchd does not handle are refused with the part named, before anything connects.
+Report urlDeny(Context& ctx) {
+  auto scheme = fetchAs(ctx, kSelftestUid, "ftp://devnet.test/");
+  if (!scheme.refused || scheme.reason != idl::FetchRefusal::SCHEME) return fail("ftp:// was not refused as scheme");
+  auto userinfo = fetchAs(ctx, kSelftestUid, "https://user@devnet.test/");
+  if (!userinfo.refused || userinfo.reason != idl::FetchRefusal::BAD_URL) return fail("userinfo was not refused as bad-url");
+  return Report{Outcome::kOk, ""};
+}
+Report httpsNoCap(Context& ctx) { return noDevnetCap(ctx, "https://devnet.test/"); }
 
 // A real HTTPS fetch: fetchd -> capd grant -> netd -> wolfSSL (TLS 1.3, roots from pkg://trust/)
 // over lwIP over the VFIO NIC -> the host's tls-fixture.
@@ -345,7 +370,10 @@ std::vector<Scenario> netScenarios(const std::string& profile) {
     return {{"net tcp", noStackPlaceholder}, {"net https", noStackPlaceholder}};
   }
   if (profile == "tcp") return {{"net tcp", tcpExchange}, {"net nocap deny", noCapDeny}};
-  if (profile == "https") return {{"net https", httpsFetch}, {"net tls deny", tlsDeny}};
+  if (profile == "https") {
+    return {{"net https", httpsFetch},     {"net tls deny", tlsDeny},   {"web redirect", httpsRedirects},
+            {"web body cap", httpsBodyCap}, {"web devnet nocap deny", httpsNoCap}, {"web url deny", urlDeny}};
+  }
   if (profile == "http") {
     return {{"net http", httpFetch}, {"web redirect", httpRedirects}, {"web devnet nocap deny", httpNoCap}};
   }
