@@ -109,9 +109,7 @@ int main(int argc, char** argv) {
   }
 
   // TLS roots: the trust store's two directories, pkg://trust/ (shipped) and state:/trust/installed/.
-  capnet::Roots roots;
-  capnet::WolfTlsWrapper tls(io.provider->getTimer(), clock,
-                             {roots.resolve("pkg://trust").value_or(""), roots.resolve("state:/trust/installed").value_or("")});
+  capnet::WolfTlsWrapper tls(io.provider->getTimer(), clock, capnet::Roots{});
   capnet::Netd netd(clock, io.provider->getTimer(), *stack, static_cast<uid_t>(capdUid), &tls);
   capnet::RpcLimits controlLimits;
   controlLimits.maxConnections = 4;

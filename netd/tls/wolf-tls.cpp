@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "common/audit.h"
+#include "trust/trust-store.h"
 
 namespace capnet {
 namespace {
@@ -61,21 +62,6 @@ TlsFailure failureFor(int verifyError, int sslError, const std::string& detail) 
   if (auto f = mapCode(sslError)) return *f;
   return {idl::ConnectRefusal::TLS_HANDSHAKE_FAILED,
           detail + " (verify=" + std::to_string(verifyError) + " ssl=" + std::to_string(sslError) + ")"};
-}
-
-std::vector<std::string> pemFiles(const std::vector<std::string>& dirs) {
-  std::vector<std::string> files;
-  for (const auto& dir : dirs) {
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) continue;
-    while (dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name.size() > 4 && name.compare(name.size() - 4, 4, ".pem") == 0) files.push_back(dir + "/" + name);
-    }
-    ::closedir(d);
-  }
-  std::sort(files.begin(), files.end());
-  return files;
 }
 
 std::array<uint8_t, 32> sha256(const uint8_t* data, size_t len) {
@@ -213,8 +199,8 @@ class TlsConnection final : public TcpConnection {
 
 }  // namespace
 
-WolfTlsWrapper::WolfTlsWrapper(kj::Timer& timer, const Clock& clock, std::vector<std::string> rootDirs)
-    : timer_(timer), clock_(clock), rootDirs_(std::move(rootDirs)) {
+WolfTlsWrapper::WolfTlsWrapper(kj::Timer& timer, const Clock& clock, Roots roots)
+    : timer_(timer), clock_(clock), roots_(std::move(roots)) {
   wolfSSL_Init();
   gTlsClock = &clock_;
   wc_SetTimeCb(tlsNow);
@@ -237,13 +223,14 @@ kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<T
     return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "cannot set the minimum TLS version"});
   }
   size_t roots = 0;
-  for (const auto& file : pemFiles(rootDirs_)) {
-    if (wolfSSL_CTX_load_verify_locations(ctx, file.c_str(), nullptr) == WOLFSSL_SUCCESS) {
+  std::vector<std::string> problems;
+  for (const auto& root : TrustStore(roots_).list(&problems)) {
+    if (wolfSSL_CTX_load_verify_buffer(ctx, reinterpret_cast<const unsigned char*>(root.pem.data()),
+                                       static_cast<long>(root.pem.size()), WOLFSSL_FILETYPE_PEM) == WOLFSSL_SUCCESS) {
       ++roots;
-    } else {
-      audit("tls", "skip-root", {{"file", file}, {"reason", "not a loadable CA certificate"}});
     }
   }
+  for (const auto& p : problems) audit("tls", "skip-root", {{"detail", p}});
   if (roots == 0) return Out(TlsFailure{idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER, "the trust store holds no roots"});
   wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, &TlsConnection::onVerify);
   wolfSSL_CTX_SetIORecv(ctx, &TlsConnection::onRecv);

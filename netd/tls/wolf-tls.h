@@ -12,15 +12,16 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/paths.h"
 #include "netd/tls-wrapper.h"
 
 namespace capnet {
 
 class WolfTlsWrapper final : public TlsWrapper {
  public:
-  // `rootDirs`: directories of PEM roots, read at every handshake (an installed root applies to the
-  // next connection).
-  WolfTlsWrapper(kj::Timer& timer, const Clock& clock, std::vector<std::string> rootDirs);
+  // Roots come from the trust store under `roots` (trust/trust-store.h), read at every handshake
+  // (an installed root applies to the next connection); only CA certificates are loaded.
+  WolfTlsWrapper(kj::Timer& timer, const Clock& clock, Roots roots);
   ~WolfTlsWrapper() override;
 
   kj::Promise<std::variant<TlsSession, TlsFailure>> wrap(kj::Own<TcpConnection> inner, const GrantRecord& grant,
@@ -29,7 +30,7 @@ class WolfTlsWrapper final : public TlsWrapper {
  private:
   kj::Timer& timer_;
   const Clock& clock_;
-  std::vector<std::string> rootDirs_;
+  Roots roots_;
 };
 
 }  // namespace capnet

@@ -90,9 +90,10 @@ struct Rig {
   Rig() {
     char t[] = "/tmp/tls-roots-XXXXXX";
     roots = mkdtemp(t);
+    std::system(("mkdir -p " + roots + "/pkg/trust " + roots + "/state/trust/installed").c_str());
     std::ifstream in(pki() + "/ca.pem");
-    std::ofstream(roots + "/root.pem") << in.rdbuf();
-    tls = kj::heap<WolfTlsWrapper>(io.provider->getTimer(), clock, std::vector<std::string>{roots});
+    std::ofstream(roots + "/pkg/trust/root.pem") << in.rdbuf();
+    tls = kj::heap<WolfTlsWrapper>(io.provider->getTimer(), clock, Roots{roots + "/pkg", roots + "/state"});
   }
   ~Rig() { std::system(("rm -rf '" + roots + "'").c_str()); }
 
@@ -177,7 +178,7 @@ TEST_CASE("pins: a mismatching pin set refuses, an expired pin set is skipped an
 TEST_CASE("with no roots in the trust store every handshake is refused as untrusted") {
   kj::AsyncIoContext io = kj::setupAsyncIo();
   FakeClock clock(kGuestNow);
-  WolfTlsWrapper tls(io.provider->getTimer(), clock, {"/nonexistent"});
+  WolfTlsWrapper tls(io.provider->getTimer(), clock, Roots{"/nonexistent", "/nonexistent"});
   Fixture f("good");
   auto stream = io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
   GrantRecord g;

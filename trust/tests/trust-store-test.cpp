@@ -1,0 +1,93 @@
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "trust/trust-store.h"
+
+using namespace capnet;
+
+namespace {
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+std::span<const uint8_t> bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+std::string pki(const std::string& name) { return readAll(std::string(CAPNET_BUILD_DIR) + "/selftest/tls/" + name); }
+
+struct Dirs {
+  std::string base;
+  Roots roots;
+  Dirs() {
+    char t[] = "/tmp/trust-test-XXXXXX";
+    base = mkdtemp(t);
+    roots = Roots{base + "/pkg", base + "/state"};
+    std::system(("mkdir -p " + base + "/pkg/trust " + base + "/state/trust/installed").c_str());
+  }
+  ~Dirs() { std::system(("rm -rf '" + base + "'").c_str()); }
+};
+
+}  // namespace
+
+TEST_CASE("a CA certificate parses into a root with its fingerprint and subject") {
+  auto r = parseRoot(bytes(pki("ca.pem")));
+  REQUIRE(r.ok());
+  CHECK(r->subject.find("capnet test root") != std::string::npos);
+  CHECK(hexFingerprint(r->sha256).size() == 64);
+  CHECK_FALSE(r->notAfter.empty());
+}
+
+TEST_CASE("non-certificates, leaf certificates and bundles are refused with their reason") {
+  CHECK(parseRoot(bytes("hello")).message() == "not a PEM certificate");
+  CHECK(parseRoot(bytes("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")).message() ==
+        "the certificate does not parse");
+  auto leaf = parseRoot(bytes(pki("good.pem")));
+  CHECK(leaf.code() == TrustError::kNotCa);
+  auto bundle = parseRoot(bytes(pki("ca.pem") + pki("ca.pem")));
+  CHECK(bundle.message() == "more than one certificate in the file (install roots one by one)");
+}
+
+TEST_CASE("install is atomic, listed as state, refuses duplicates, and removal spares shipped roots") {
+  Dirs d;
+  std::ofstream(d.base + "/pkg/trust/shipped.pem") << pki("ca.pem");
+  TrustStore store(d.roots);
+  REQUIRE(store.list().size() == 1);
+  auto dup = store.add(bytes(pki("ca.pem")));
+  CHECK(dup.code() == TrustError::kDuplicate);
+  // A root to install: a fresh CA made with the openssl CLI.
+  std::string newCa = d.base + "/new.pem";
+  REQUIRE(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -out " + newCa +
+                       " -subj /CN=installed -days 30 -addext basicConstraints=critical,CA:TRUE 2>/dev/null").c_str()) == 0);
+  auto added = store.add(bytes(readAll(newCa)));
+  REQUIRE(added.ok());
+  CHECK(added->origin == "state");
+  auto all = store.list();
+  REQUIRE(all.size() == 2);
+  CHECK(all[1].origin == "state");
+  // No temporary file remains, and a stray one (an interrupted install) is not a root.
+  std::ofstream(d.base + "/state/trust/installed/.x.pem.tmp") << "partial";
+  CHECK(store.list().size() == 2);
+  auto shipped = store.remove(hexFingerprint(all[0].sha256));
+  CHECK(shipped.code() == TrustError::kReadOnly);
+  CHECK(store.remove(hexFingerprint(added->sha256)).ok());
+  CHECK(store.list().size() == 1);
+  CHECK(store.remove(hexFingerprint(added->sha256)).code() == TrustError::kNotFound);
+}
+
+TEST_CASE("a file in a trust directory that is not a CA is skipped and reported, never fatal") {
+  Dirs d;
+  std::ofstream(d.base + "/pkg/trust/root.pem") << pki("ca.pem");
+  std::ofstream(d.base + "/state/trust/installed/leaf.pem") << pki("good.pem");
+  std::ofstream(d.base + "/state/trust/installed/junk.pem") << "junk";
+  TrustStore store(d.roots);
+  std::vector<std::string> problems;
+  CHECK(store.list(&problems).size() == 1);
+  CHECK(problems.size() == 2);
+}

@@ -1,0 +1,163 @@
+#include "trust/trust-store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/sha256.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace capnet {
+namespace {
+
+constexpr size_t kMaxPemBytes = 64 * 1024;
+
+std::string readFile(const std::string& path, bool& ok) {
+  ok = false;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return "";
+  std::string s;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    s.append(buf, static_cast<size_t>(n));
+    if (s.size() > kMaxPemBytes) break;
+  }
+  ::close(fd);
+  ok = s.size() <= kMaxPemBytes;
+  return s;
+}
+
+std::vector<std::string> pemFilesIn(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    // Temporary files of an interrupted install (".name.tmp") are not roots.
+    if (n.size() > 4 && n[0] != '.' && n.compare(n.size() - 4, 4, ".pem") == 0) out.push_back(dir + "/" + n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::string hexFingerprint(const std::array<uint8_t, 32>& sha256) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (uint8_t b : sha256) {
+    s.push_back(kHex[b >> 4]);
+    s.push_back(kHex[b & 15]);
+  }
+  return s;
+}
+
+Result<TrustRoot, TrustError> parseRoot(std::span<const uint8_t> pem) {
+  if (pem.size() > kMaxPemBytes) return fail(TrustError::kInvalid, "larger than 64 KiB");
+  std::string text(reinterpret_cast<const char*>(pem.data()), pem.size());
+  if (text.find("-----BEGIN CERTIFICATE-----") == std::string::npos) return fail(TrustError::kInvalid, "not a PEM certificate");
+  if (text.find("-----BEGIN CERTIFICATE-----", text.find("-----END CERTIFICATE-----")) != std::string::npos) {
+    return fail(TrustError::kInvalid, "more than one certificate in the file (install roots one by one)");
+  }
+  WOLFSSL_X509* x = wolfSSL_X509_load_certificate_buffer(pem.data(), static_cast<int>(pem.size()), WOLFSSL_FILETYPE_PEM);
+  if (x == nullptr) return fail(TrustError::kInvalid, "the certificate does not parse");
+  TrustRoot r;
+  bool isCa = wolfSSL_X509_get_isCA(x) == 1;
+  int derLen = 0;
+  const unsigned char* der = wolfSSL_X509_get_der(x, &derLen);
+  if (der != nullptr && derLen > 0) wc_Sha256Hash(der, static_cast<word32>(derLen), r.sha256.data());
+  char name[256] = {};
+  wolfSSL_X509_NAME_oneline(wolfSSL_X509_get_subject_name(x), name, sizeof(name));
+  r.subject = name;
+  char when[64] = {};
+  if (WOLFSSL_ASN1_TIME* t = wolfSSL_X509_get_notAfter(x)) wolfSSL_ASN1_TIME_to_string(t, when, sizeof(when));
+  r.notAfter = when;
+  r.pem = text;
+  wolfSSL_X509_free(x);
+  if (!isCa) return fail(TrustError::kNotCa, "not a CA certificate (basicConstraints CA:TRUE is required): " + r.subject);
+  return r;
+}
+
+TrustStore::TrustStore(Roots roots) : roots_(std::move(roots)) {}
+
+std::string TrustStore::installedDir() const { return roots_.resolve("state:/trust/installed").value_or(""); }
+std::string TrustStore::shippedDir() const { return roots_.resolve("pkg://trust").value_or(""); }
+
+std::vector<TrustRoot> TrustStore::list(std::vector<std::string>* problems) const {
+  std::vector<TrustRoot> out;
+  for (auto [dir, origin] : {std::pair{shippedDir(), "pkg"}, std::pair{installedDir(), "state"}}) {
+    for (const auto& file : pemFilesIn(dir)) {
+      bool ok = false;
+      std::string pem = readFile(file, ok);
+      auto r = ok ? parseRoot(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pem.data()), pem.size()))
+                  : Result<TrustRoot, TrustError>(fail(TrustError::kIo, "unreadable or larger than 64 KiB"));
+      if (!r.ok()) {
+        if (problems) problems->push_back(file + ": " + r.message());
+        continue;
+      }
+      r->origin = origin;
+      r->path = file;
+      out.push_back(std::move(r).value());
+    }
+  }
+  return out;
+}
+
+Result<TrustRoot, TrustError> TrustStore::add(std::span<const uint8_t> pem) {
+  auto parsed = parseRoot(pem);
+  if (!parsed.ok()) return parsed.error();
+  for (const auto& existing : list()) {
+    if (existing.sha256 == parsed->sha256) {
+      return fail(TrustError::kDuplicate, "already trusted (" + existing.origin + "): " + existing.subject);
+    }
+  }
+  std::string dir = installedDir();
+  if (dir.empty()) return fail(TrustError::kIo, "no state directory");
+  ::mkdir(dir.c_str(), 0755);
+  std::string name = hexFingerprint(parsed->sha256) + ".pem";
+  std::string tmp = dir + "/." + name + ".tmp", final = dir + "/" + name;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return fail(TrustError::kIo, "create " + tmp + ": " + std::strerror(errno));
+  const std::string& text = parsed->pem;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), final.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return fail(TrustError::kIo, "install " + final + ": " + std::strerror(errno));
+  }
+  // The rename is durable only once the directory entry is.
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  parsed->origin = "state";
+  parsed->path = final;
+  return parsed;
+}
+
+Result<Ok, TrustError> TrustStore::remove(const std::string& fingerprintHex) {
+  for (const auto& r : list()) {
+    if (hexFingerprint(r.sha256) != fingerprintHex) continue;
+    if (r.origin != "state") return fail(TrustError::kReadOnly, "shipped roots (pkg://trust/) cannot be removed");
+    if (::unlink(r.path.c_str()) != 0) return fail(TrustError::kIo, "remove " + r.path + ": " + std::strerror(errno));
+    int dfd = ::open(installedDir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+    return Ok{};
+  }
+  return fail(TrustError::kNotFound, "no installed root with fingerprint " + fingerprintHex);
+}
+
+}  // namespace capnet
