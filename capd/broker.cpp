@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "common/audit.h"
+#include "trust/trust-store.h"
 #include "idl/gate.h"
 
 namespace capnet {
@@ -62,7 +63,7 @@ class PolicyAuthorizer final : public Authorizer {
   uid_t uid_;
 };
 
-class BrokerImpl final : public idl::Broker::Server {
+class BrokerImpl final : public idl::CapdService::Server {
  public:
   BrokerImpl(Capd& capd, uid_t uid) : capd_(capd), uid_(uid) {}
 
@@ -124,6 +125,56 @@ class BrokerImpl final : public idl::Broker::Server {
     });
   }
 
+  // ---- TrustManager (idl/trust.capnp): installed roots on the state disk --------------------------
+
+  kj::Promise<void> list(ListContext context) override {
+    TrustStore store(capd_.trustRoots());
+    auto roots = store.list();
+    auto out = context.getResults().initRoots(static_cast<unsigned>(roots.size()));
+    for (unsigned i = 0; i < out.size(); ++i) fillRoot(roots[i], out[i]);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> add(AddContext context) override {
+    auto pem = context.getParams().getPem();
+    auto r = TrustStore(capd_.trustRoots()).add(std::span<const uint8_t>(pem.begin(), pem.size()));
+    auto results = context.getResults();
+    std::string who = principalName(*capd_.policy(), uid_);
+    if (!r.ok()) {
+      audit("trust", "deny", {{"principal", who}, {"action", "add"}, {"reason", r.message()}});
+      results.setAdded(false);
+      results.setError(r.message());
+      return kj::READY_NOW;
+    }
+    audit("trust", "add", {{"fingerprint", hexFingerprint(r->sha256)}, {"principal", who}, {"subject", r->subject}});
+    results.setAdded(true);
+    fillRoot(r.value(), results.initRoot());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> remove(RemoveContext context) override {
+    auto sha = context.getParams().getSha256();
+    std::array<uint8_t, 32> digest{};
+    auto results = context.getResults();
+    std::string who = principalName(*capd_.policy(), uid_);
+    if (sha.size() != digest.size()) {
+      results.setRemoved(false);
+      results.setError("sha256: must be 32 bytes");
+      return kj::READY_NOW;
+    }
+    std::copy(sha.begin(), sha.end(), digest.begin());
+    auto r = TrustStore(capd_.trustRoots()).remove(hexFingerprint(digest));
+    if (!r.ok()) {
+      audit("trust", "deny", {{"principal", who}, {"action", "remove"}, {"reason", r.message()}});
+      results.setRemoved(false);
+      results.setError(r.message());
+      return kj::READY_NOW;
+    }
+    audit("trust", "remove", {{"fingerprint", hexFingerprint(digest)}, {"principal", who}});
+    results.setRemoved(true);
+    return kj::READY_NOW;
+  }
+
   kj::Promise<void> status(StatusContext context) override {
     auto policy = capd_.policy();
     auto r = context.getResults();
@@ -136,6 +187,12 @@ class BrokerImpl final : public idl::Broker::Server {
   }
 
  private:
+  static void fillRoot(const TrustRoot& r, idl::Root::Builder out) {
+    out.setSha256(kj::arrayPtr(r.sha256.data(), r.sha256.size()));
+    out.setSubject(r.subject);
+    out.setNotAfter(r.notAfter);
+    out.setOrigin(r.origin);
+  }
 
   template <typename Context>
   kj::Promise<void> mintInto(GrantRequest r, Context context) {
@@ -386,8 +443,8 @@ kj::Promise<void> Capd::resync() {
   return done;
 }
 
-idl::Broker::Client Capd::brokerFor(uid_t uid) {
-  return gated<idl::Broker>(kj::heap<BrokerImpl>(*this, uid), kj::heap<PolicyAuthorizer>(*this, uid));
+idl::CapdService::Client Capd::brokerFor(uid_t uid) {
+  return gated<idl::CapdService>(kj::heap<BrokerImpl>(*this, uid), kj::heap<PolicyAuthorizer>(*this, uid));
 }
 
 }  // namespace capnet

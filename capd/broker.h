@@ -13,6 +13,7 @@
 #include "capd/netd-link.h"
 #include "capd/policy.h"
 #include "common/clock.h"
+#include "common/paths.h"
 #include "idl/cap.capnp.h"
 
 namespace capnet {
@@ -75,8 +76,12 @@ class Capd {
   // netd (re)connected: tell it the policy and every live grant.
   kj::Promise<void> resync();
 
-  // The Broker capability for a connection whose peer is `uid`.
-  idl::Broker::Client brokerFor(uid_t uid);
+  // What capd serves to a connection whose peer is `uid`: the Broker and TrustManager.
+  idl::CapdService::Client brokerFor(uid_t uid);
+
+  // Where the trust store lives (pkg://trust/, state:/trust/installed/); tests point it elsewhere.
+  const Roots& trustRoots() const { return trustRoots_; }
+  void setTrustRoots(Roots roots) { trustRoots_ = std::move(roots); }
 
  private:
   struct Live {
@@ -92,6 +97,7 @@ class Capd {
   std::shared_ptr<const Policy> policy_;
   uint64_t generation_ = 0;
   std::vector<Live> live_;
+  Roots trustRoots_;
 };
 
 }  // namespace capnet

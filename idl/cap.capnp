@@ -6,6 +6,7 @@ using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("capnet::idl");
 using import "authority.capnp".requires;
 using Config = import "config.capnp";
+using Trust = import "trust.capnp";
 
 struct Scope {
   # What a grant allows: exactly one scheme, host and port.
@@ -116,4 +117,9 @@ interface NetControl {
 
   revokeAll @3 () -> (count :UInt32) $requires("capd");
   # Caller: capd, when a reload removes authority.
+}
+
+interface CapdService extends(Broker, Trust.TrustManager) {
+  # What capd serves on its broker socket: the Broker, and management of the installed trust roots
+  # (idl/trust.capnp). Every method keeps its own $requires.
 }

@@ -14,7 +14,7 @@ struct Root {
 }
 
 interface TrustManager {
-  # Served by capd on the broker socket (see docs/security-model.md).
+  # Served by capd on its broker socket, as part of CapdService (idl/cap.capnp).
 
   list @0 () -> (roots :List(Root)) $requires("principal");
   # Caller: any principal.

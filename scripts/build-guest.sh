@@ -110,6 +110,9 @@ fi
 cp "$here/config/network.json" "$stage/pkg/config/network.json"
 # The test PKI's root is the one root shipped in pkg://trust/ (selftest/fixtures/tls/gen-certs.sh).
 [[ -f "$build/selftest/tls/ca.pem" ]] && cp "$build/selftest/tls/ca.pem" "$stage/pkg/trust/capnet-test-root.pem"
+# A root the trust-persist profile installs at run time (not trusted until then).
+mkdir -p "$stage/pkg/fixtures/trust"
+[[ -f "$build/selftest/tls/persist-root.pem" ]] && cp "$build/selftest/tls/persist-root.pem" "$stage/pkg/fixtures/trust/"
 [[ -d "$here/selftest/fixtures/web" ]] && cp -r "$here/selftest/fixtures/web/." "$stage/pkg/fixtures/web/"
 
 # --- pack, only when something changed ------------------------------------------------------------

@@ -122,6 +122,10 @@ Result<TrustRoot, TrustError> TrustStore::add(std::span<const uint8_t> pem) {
   }
   std::string dir = installedDir();
   if (dir.empty()) return fail(TrustError::kIo, "no state directory");
+  // Create the directory (and its parents) on first install.
+  for (size_t pos = 1; pos != std::string::npos; pos = dir.find('/', pos + 1)) {
+    ::mkdir(dir.substr(0, pos).c_str(), 0755);
+  }
   ::mkdir(dir.c_str(), 0755);
   std::string name = hexFingerprint(parsed->sha256) + ".pem";
   std::string tmp = dir + "/." + name + ".tmp", final = dir + "/" + name;

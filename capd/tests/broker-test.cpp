@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "capd/broker.h"
+#include <iterator>
 #include "common/audit.h"
 #include "common/rpc-server.h"
 
@@ -384,4 +385,50 @@ TEST_CASE("capd --explain style decisions list each rule") {
   auto https = explainUrl(*policy, 2000, "https://devnet.test/", 0);
   CHECK_FALSE(https.allowed);
   CHECK(https.reason == "no-cap (app holds net.http.fetch)");
+}
+
+TEST_CASE("trust management: net.trust.manage installs a root on the state disk, anyone else is refused") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(0);
+  FakeNetd netd;
+  Captured audit;
+  const uid_t admin = testUid();
+  Capd capd(clock, netd, {dir.write("n.json", std::string(R"({"network": {"principals": {"admin": {"uid": )") +
+                                                  std::to_string(admin) +
+                                                  R"(, "capabilities": ["net.trust.manage"]}, "app": {"uid": 2001}}}})"),
+                          ""});
+  capd.setTrustRoots(Roots{dir.path + "/pkg", dir.path + "/state"});
+  capd.start();
+  std::string pemPath = dir.path + "/root.pem";
+  REQUIRE(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -out " + pemPath +
+                       " -subj /CN=installed -days 30 -addext basicConstraints=critical,CA:TRUE 2>/dev/null").c_str()) == 0);
+  std::ifstream in(pemPath);
+  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+
+  auto asAdmin = capd.brokerFor(admin).castAs<idl::TrustManager>();
+  auto add = asAdmin.addRequest();
+  add.setPem(kj::arrayPtr(reinterpret_cast<const kj::byte*>(pem.data()), pem.size()));
+  auto added = add.send().wait(io.waitScope);
+  CHECK(added.getAdded());
+  CHECK(std::string(added.getRoot().getOrigin().cStr()) == "state");
+  CHECK(audit.has("trust: add fingerprint="));
+  auto listed = asAdmin.listRequest().send().wait(io.waitScope);
+  CHECK(listed.getRoots().size() == 1);
+
+  auto again = asAdmin.addRequest();
+  again.setPem(kj::arrayPtr(reinterpret_cast<const kj::byte*>(pem.data()), pem.size()));
+  auto dup = again.send().wait(io.waitScope);
+  CHECK_FALSE(dup.getAdded());
+  CHECK(std::string(dup.getError().cStr()).find("already trusted") != std::string::npos);
+
+  if (getuid() == 0) {
+    auto asApp = capd.brokerFor(2001).castAs<idl::TrustManager>();
+    auto denied = asApp.addRequest();
+    denied.setPem(kj::arrayPtr(reinterpret_cast<const kj::byte*>(pem.data()), pem.size()));
+    auto outcome = denied.send().then([](auto&&) { return std::string("added"); },
+                                      [](kj::Exception&& e) { return std::string(e.getDescription().cStr()); })
+                       .wait(io.waitScope);
+    CHECK(outcome.find("permission denied: TrustManager.add requires net.trust.manage") != std::string::npos);
+  }
 }
