@@ -444,7 +444,7 @@ kj::Promise<void> Capd::resync() {
 }
 
 idl::CapdService::Client Capd::brokerFor(uid_t uid) {
-  return gated<idl::CapdService>(kj::heap<BrokerImpl>(*this, uid), kj::heap<PolicyAuthorizer>(*this, uid));
+  return gated<idl::CapdService>(kj::heap<BrokerImpl>(*this, uid), kj::heap<PolicyAuthorizer>(*this, uid), "capd");
 }
 
 }  // namespace capnet

@@ -100,34 +100,48 @@ run_profile() {
   esac
 
   local start=$SECONDS
+  local -a boots=("$p")
+  local then
+  then=$(value "$p.then")
+  [[ -n "$then" ]] && boots+=("$then")
+  local boot
+  for boot in "${boots[@]}"; do
+  [[ "$boot" != "$p" ]] && echo "qemu-test: --- reboot on the same state disk as profile $boot ---" >> "$log"
   qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -m 512 -smp 1 -cpu max \
     -device intel-iommu,intremap=on \
     -kernel "$build/guest/vmlinux" -initrd "$build/guest/initrd.cpio" \
-    -append "console=ttyS0 quiet intel_iommu=on panic=-1 capnet.profile=$p" \
+    -append "console=ttyS0 quiet intel_iommu=on panic=-1 capnet.profile=$boot" \
     -rtc "base=$rtc_base,clock=vm" \
     -drive "file=$state,if=virtio,format=raw" \
     "${net[@]}" \
-    -display none -serial "file:$log" -monitor none -no-reboot &
+    -display none -serial "file:$log.boot" -monitor none -no-reboot &
   local qpid=$!
   pids+=("$qpid")
 
   local -a required forbidden
   mapfile -t required < <(values "$p.require")
   mapfile -t forbidden < <(values "global.forbid"; values "$p.forbid")
+  # The last boot may stop early; earlier boots run until their guest powers off.
+  local last=0
+  [[ "$boot" == "${boots[-1]}" ]] && last=1
   while kill -0 "$qpid" 2>/dev/null; do
+    cat "$log.boot" > "$log.view" 2>/dev/null || true
     if (( SECONDS - start >= timeout_s )); then
       echo "qemu-test: $p: RUN_TIMEOUT (${timeout_s}s) reached" >> "$log"
       break
     fi
-    if [[ "$run_until_marker" == 1 ]]; then
+    if [[ "$run_until_marker" == 1 && "$last" == 1 ]]; then
       local all=1 m
-      for m in "${required[@]}"; do grep -qF -- "$m" "$log" || { all=0; break; }; done
+      for m in "${required[@]}"; do cat "$log" "$log.view" | grep -qF -- "$m" || { all=0; break; }; done
       ((all)) && break
     fi
     sleep 0.2
   done
   kill "$qpid" 2>/dev/null || true
   wait "$qpid" 2>/dev/null || true
+  cat "$log.boot" >> "$log"
+  rm -f "$log.boot" "$log.view"
+  done
 
   local missing=() seen=() m
   for m in "${required[@]}"; do grep -qF -- "$m" "$log" || missing+=("$m"); done

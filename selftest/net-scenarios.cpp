@@ -244,6 +244,87 @@ Report tlsDeny(Context& ctx) {
   return Report{Outcome::kOk, ""};
 }
 
+// ---- trust-persist: install a root through capd, reboot, and have it trusted -----------------------
+
+constexpr uint16_t kPersistPort = 448;   // tls-fixture presenting a leaf signed by the installed root
+
+idl::ConnectRefusal tlsConnect(Context& ctx, uint16_t port, std::string& detail) {
+  auto g = requestGrant(ctx, kSelftestUid, "tls", kFixtureHost, port);
+  if (!g.ok) {
+    detail = "no grant: " + g.refusal;
+    return idl::ConnectRefusal::INTERNAL;
+  }
+  Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+  auto req = netd.as<idl::NetConnect>().connectRequest();
+  req.setGrant(g.token);
+  req.setHost(kFixtureHost);
+  req.setPort(port);
+  req.setUseTls(true);
+  auto resp = req.send().wait(ctx.io.waitScope);
+  if (resp.getResult().isConnected()) {
+    detail = "connected";
+    return idl::ConnectRefusal::INTERNAL;   // callers check `detail`
+  }
+  detail = resp.getResult().getRefused().getDetail();
+  return resp.getResult().getRefused().getReason();
+}
+
+std::string readPkgFile(const std::string& path) {
+  std::string s;
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) s.append(buf, n);
+    std::fclose(f);
+  }
+  return s;
+}
+
+Report trustInstall(Context& ctx) {
+  std::string detail;
+  // Before: the server's chain ends at a root nobody trusts yet.
+  if (tlsConnect(ctx, kPersistPort, detail) != idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER) {
+    return fail("before installing, expected untrusted-issuer, got: " + detail);
+  }
+  std::string pem = readPkgFile("/pkg/fixtures/trust/persist-root.pem");
+  if (pem.empty()) return fail("no /pkg/fixtures/trust/persist-root.pem");
+  Session capd(ctx.io, ctx.paths.capd, kSelftestUid);
+  if (!capd.ok()) return fail(capd.error());
+  auto add = capd.as<idl::TrustManager>().addRequest();
+  add.setPem(kj::arrayPtr(reinterpret_cast<const kj::byte*>(pem.data()), pem.size()));
+  auto r = add.send().wait(ctx.io.waitScope);
+  if (!r.getAdded()) return fail(std::string("install refused: ") + r.getError().cStr());
+  return Report{Outcome::kOk, ""};
+}
+
+Report trustNoCap(Context& ctx) {
+  std::string pem = readPkgFile("/pkg/fixtures/trust/persist-root.pem");
+  Session capd(ctx.io, ctx.paths.capd, kAppUid);
+  if (!capd.ok()) return fail(capd.error());
+  auto add = capd.as<idl::TrustManager>().addRequest();
+  add.setPem(kj::arrayPtr(reinterpret_cast<const kj::byte*>(pem.data()), pem.size()));
+  std::string outcome = add.send().then([](auto&&) { return std::string("accepted"); },
+                                        [](kj::Exception&& e) { return std::string(e.getDescription().cStr()); })
+                            .wait(ctx.io.waitScope);
+  if (outcome.find("permission denied: TrustManager.add requires net.trust.manage") == std::string::npos) {
+    return fail("app (no net.trust.manage) was not refused: " + outcome);
+  }
+  return Report{Outcome::kOk, ""};
+}
+
+Report trustPersisted(Context& ctx) {
+  Session capd(ctx.io, ctx.paths.capd, kSelftestUid);
+  if (!capd.ok()) return fail(capd.error());
+  auto listed = capd.as<idl::TrustManager>().listRequest().send().wait(ctx.io.waitScope);
+  bool installed = false;
+  for (auto r : listed.getRoots()) installed = installed || std::string(r.getOrigin().cStr()) == "state";
+  if (!installed) return fail("no installed root after the reboot");
+  std::string detail;
+  tlsConnect(ctx, kPersistPort, detail);
+  if (detail != "connected") return fail("the installed root did not make the chain trusted: " + detail);
+  return Report{Outcome::kOk, ""};
+}
+
 bool stackUp(Context& ctx, std::string& detail) {
   Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
   if (!netd.ok()) {
@@ -374,6 +455,8 @@ std::vector<Scenario> netScenarios(const std::string& profile) {
     return {{"net https", httpsFetch},     {"net tls deny", tlsDeny},   {"web redirect", httpsRedirects},
             {"web body cap", httpsBodyCap}, {"web devnet nocap deny", httpsNoCap}, {"web url deny", urlDeny}};
   }
+  if (profile == "trust-persist") return {{"trust nocap deny", trustNoCap}, {"trust install", trustInstall}};
+  if (profile == "trust-persist-2") return {{"trust installed persist", trustPersisted}};
   if (profile == "http") {
     return {{"net http", httpFetch}, {"web redirect", httpRedirects}, {"web devnet nocap deny", httpNoCap}};
   }
