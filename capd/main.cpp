@@ -142,14 +142,12 @@ int main(int argc, char** argv) {
   capd.start();
   capnet::audit("capd", "ready", {{"socket", socketPath}, {"netd-control", netdControl}});
 
-  kj::TaskSet::ErrorHandler* handler = nullptr;
   struct Log final : kj::TaskSet::ErrorHandler {
     void taskFailed(kj::Exception&& e) override {
       capnet::audit("capd", "task-error", {{"detail", e.getDescription().cStr()}});
     }
   } log;
-  handler = &log;
-  kj::TaskSet tasks(*handler);
+  kj::TaskSet tasks(log);
   tasks.add(netd.run());
   std::function<kj::Promise<void>()> onHup = [&]() -> kj::Promise<void> {
     return io.unixEventPort.onSignal(SIGHUP).then([&](siginfo_t) {
