@@ -3,6 +3,11 @@
 //   trustctl [--state DIR] [--pkg DIR] list
 //   trustctl [--state DIR] add FILE.pem
 //   trustctl [--state DIR] rm FINGERPRINT
+//   trustctl [--state DIR] [--pkg DIR] verify --chain PEM --host NAME [--at YYYY-MM-DD]
+//            [--pin BASE64-SPKI-SHA256]... [--pins-expire YYYY-MM-DD] [--time-policy enforce|ignore-validity]
+//
+// `verify` runs exactly the validation netd runs after a handshake (trust/verify.h) against the
+// same trust store, and prints `accept ...` or `deny reason=... detail=...` (exit 0 or 1).
 //
 // DIR defaults to the guest's /state and /pkg. Exit: 0 done, 1 refused, 2 usage.
 #include <cstdio>
@@ -11,6 +16,99 @@
 #include <string>
 
 #include "trust/trust-store.h"
+#include "trust/verify.h"
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/coding.h>
+#include <ctime>
+
+namespace {
+
+// "YYYY-MM-DD" -> ms since the epoch (00:00 UTC); false when malformed.
+bool parseDay(const std::string& s, int64_t& ms) {
+  struct tm tm {};
+  if (s.size() != 10 || strptime(s.c_str(), "%Y-%m-%d", &tm) == nullptr) return false;
+  ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  return true;
+}
+
+bool decodeB64(const std::string& in, std::array<uint8_t, 32>& out) {
+  unsigned char buf[64];
+  word32 len = sizeof(buf);
+  if (Base64_Decode(reinterpret_cast<const byte*>(in.data()), static_cast<word32>(in.size()), buf, &len) != 0 || len != 32) {
+    return false;
+  }
+  std::copy(buf, buf + 32, out.begin());
+  return true;
+}
+
+std::string b64(const std::array<uint8_t, 32>& d) {
+  unsigned char out[64];
+  word32 len = sizeof(out);
+  Base64_Encode_NoNl(d.data(), 32, out, &len);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+
+int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
+  std::string chainFile, host;
+  capnet::VerifyPolicy policy;
+  policy.nowMs = static_cast<int64_t>(std::time(nullptr)) * 1000;
+  for (; i + 1 < argc; i += 2) {
+    std::string a = argv[i], v = argv[i + 1];
+    if (a == "--chain") chainFile = v;
+    else if (a == "--host") host = v;
+    else if (a == "--at" && parseDay(v, policy.nowMs)) {}
+    else if (a == "--pins-expire" && parseDay(v, policy.pinsExpireAtMs)) {}
+    else if (a == "--pin") {
+      std::array<uint8_t, 32> d{};
+      if (!decodeB64(v, d)) {
+        std::fprintf(stderr, "trustctl: --pin: not a base64 SHA-256\n");
+        return 2;
+      }
+      policy.pins.push_back(d);
+    } else if (a == "--time-policy" && (v == "enforce" || v == "ignore-validity")) {
+      policy.ignoreValidity = v == "ignore-validity";
+    } else {
+      std::fprintf(stderr, "trustctl: verify: bad argument %s %s\n", a.c_str(), v.c_str());
+      return 2;
+    }
+  }
+  if (i != argc || chainFile.empty() || host.empty()) {
+    std::fprintf(stderr, "trustctl: verify needs --chain PEM and --host NAME\n");
+    return 2;
+  }
+  if (!policy.pins.empty() && policy.pinsExpireAtMs == 0) policy.pinsExpireAtMs = INT64_MAX;
+  policy.host = host;
+  std::ifstream in(chainFile, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string pem = ss.str();
+  std::vector<std::string> chain;
+  const std::string begin = "-----BEGIN CERTIFICATE-----", end = "-----END CERTIFICATE-----";
+  for (size_t pos = pem.find(begin); pos != std::string::npos; pos = pem.find(begin, pos + 1)) {
+    size_t stop = pem.find(end, pos);
+    if (stop == std::string::npos) break;
+    std::string one = pem.substr(pos, stop + end.size() - pos);
+    WOLFSSL_X509* x = wolfSSL_X509_load_certificate_buffer(reinterpret_cast<const unsigned char*>(one.data()),
+                                                          static_cast<int>(one.size()), WOLFSSL_FILETYPE_PEM);
+    if (x == nullptr) break;
+    int len = 0;
+    const unsigned char* der = wolfSSL_X509_get_der(x, &len);
+    chain.emplace_back(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
+    wolfSSL_X509_free(x);
+  }
+  auto r = capnet::verifyChain(chain, store.list(), policy);
+  if (!r.ok()) {
+    std::printf("deny reason=%s detail=\"%s\"\n", std::string(capnet::verifyFailureName(r.code())).c_str(), r.message().c_str());
+    return 1;
+  }
+  std::printf("accept leaf-sha256=%s spki-sha256=%s%s%s\n", capnet::hexFingerprint(r->leafSha256).c_str(), b64(r->spkiSha256).c_str(),
+              r->pinsSkipped ? " pins=expired-skipped" : "", r->datesIgnored ? " time-policy=ignore-validity" : "");
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   capnet::Roots roots;
@@ -22,7 +120,7 @@ int main(int argc, char** argv) {
     else break;
   }
   if (i >= argc) {
-    std::fprintf(stderr, "usage: trustctl [--state DIR] [--pkg DIR] list | add FILE.pem | rm FINGERPRINT\n");
+    std::fprintf(stderr, "usage: trustctl [--state DIR] [--pkg DIR] list | add FILE.pem | rm FINGERPRINT | verify ...\n");
     return 2;
   }
   std::string cmd = argv[i];
@@ -53,6 +151,7 @@ int main(int argc, char** argv) {
     std::printf("added %s %s\n", capnet::hexFingerprint(r->sha256).c_str(), r->subject.c_str());
     return 0;
   }
+  if (cmd == "verify") return verify(store, argc, argv, i + 1);
   if (cmd == "rm" && i + 2 == argc) {
     auto r = store.remove(argv[i + 1]);
     if (!r.ok()) {

@@ -12,10 +12,12 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <optional>
 
 #include "common/audit.h"
 #include "trust/trust-store.h"
+#include "trust/verify.h"
 
 namespace capnet {
 namespace {
@@ -64,11 +66,6 @@ TlsFailure failureFor(int verifyError, int sslError, const std::string& detail) 
           detail + " (verify=" + std::to_string(verifyError) + " ssl=" + std::to_string(sslError) + ")"};
 }
 
-std::array<uint8_t, 32> sha256(const uint8_t* data, size_t len) {
-  std::array<uint8_t, 32> out{};
-  wc_Sha256Hash(data, static_cast<word32>(len), out.data());
-  return out;
-}
 
 // One TLS connection: wolfSSL reads and writes ciphertext through in-memory buffers that this class
 // fills from, and drains into, the inner TcpConnection asynchronously.
@@ -224,7 +221,8 @@ kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<T
   }
   size_t roots = 0;
   std::vector<std::string> problems;
-  for (const auto& root : TrustStore(roots_).list(&problems)) {
+  auto trusted = std::make_shared<std::vector<TrustRoot>>(TrustStore(roots_).list(&problems));
+  for (const auto& root : *trusted) {
     if (wolfSSL_CTX_load_verify_buffer(ctx, reinterpret_cast<const unsigned char*>(root.pem.data()),
                                        static_cast<long>(root.pem.size()), WOLFSSL_FILETYPE_PEM) == WOLFSSL_SUCCESS) {
       ++roots;
@@ -240,35 +238,43 @@ kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<T
   auto& c = *conn;
   auto handshake = timer_.timeoutAfter(grant.handshakeTimeoutMs * kj::MILLISECONDS, c.handshake());
   return handshake.then(
-      [this, grant, conn = kj::mv(conn)]() mutable -> Out {
+      [this, grant, trusted, conn = kj::mv(conn)]() mutable -> Out {
         WOLFSSL* ssl = conn->ssl();
-        WOLFSSL_X509* peer = wolfSSL_get_peer_certificate(ssl);
-        if (peer == nullptr) return TlsFailure{idl::ConnectRefusal::TLS_HANDSHAKE_FAILED, "no peer certificate"};
-        int derLen = 0;
-        const unsigned char* der = wolfSSL_X509_get_der(peer, &derLen);
-        TlsSession s;
-        if (der != nullptr && derLen > 0) s.leafSha256 = sha256(der, static_cast<size_t>(derLen));
-        if (!grant.tls.pins.empty()) {
-          if (clock_.nowMs() >= grant.tls.pinsExpireAtMs) {
-            audit("tls", "pins-expired", {{"host", grant.host}, {"action", "skipped; roots still apply"}});
-          } else {
-            WOLFSSL_EVP_PKEY* key = wolfSSL_X509_get_pubkey(peer);
-            unsigned char* spki = nullptr;
-            int spkiLen = key ? wolfSSL_i2d_PUBKEY(key, &spki) : -1;
-            bool match = false;
-            if (spkiLen > 0) {
-              auto digest = sha256(spki, static_cast<size_t>(spkiLen));
-              match = std::find(grant.tls.pins.begin(), grant.tls.pins.end(), digest) != grant.tls.pins.end();
-              XFREE(spki, nullptr, DYNAMIC_TYPE_OPENSSL);
-            }
-            if (key != nullptr) wolfSSL_EVP_PKEY_free(key);
-            if (!match) {
-              wolfSSL_X509_free(peer);
-              return TlsFailure{idl::ConnectRefusal::TLS_PIN_MISMATCH, "the server key matches none of the pins"};
-            }
+        // wolfSSL verified the chain during the handshake; now the same policy `trustctl verify`
+        // runs (trust/verify.h): the web-PKI baseline, the time policy and the pins.
+        std::vector<std::string> chainDer;
+        if (WOLFSSL_X509_CHAIN* chain = wolfSSL_get_peer_chain(ssl)) {
+          for (int k = 0; k < wolfSSL_get_chain_count(chain); ++k) {
+            const unsigned char* der = wolfSSL_get_chain_cert(chain, k);
+            int len = wolfSSL_get_chain_length(chain, k);
+            if (der != nullptr && len > 0) chainDer.emplace_back(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
           }
         }
-        wolfSSL_X509_free(peer);
+        VerifyPolicy policy;
+        policy.host = grant.host;
+        policy.nowMs = clock_.nowMs();
+        policy.ignoreValidity = grant.tls.timePolicy == TimePolicy::kIgnoreValidity;
+        policy.pins = grant.tls.pins;
+        policy.pinsExpireAtMs = grant.tls.pinsExpireAtMs;
+        auto verified = verifyChain(chainDer, *trusted, policy);
+        if (!verified.ok()) {
+          idl::ConnectRefusal reason = idl::ConnectRefusal::TLS_POLICY_VIOLATION;
+          switch (verified.code()) {
+            case VerifyFailure::kUntrustedIssuer: reason = idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER; break;
+            case VerifyFailure::kExpired: reason = idl::ConnectRefusal::TLS_EXPIRED; break;
+            case VerifyFailure::kNotYetValid: reason = idl::ConnectRefusal::TLS_NOT_YET_VALID; break;
+            case VerifyFailure::kHostnameMismatch: reason = idl::ConnectRefusal::TLS_HOSTNAME_MISMATCH; break;
+            case VerifyFailure::kPinMismatch: reason = idl::ConnectRefusal::TLS_PIN_MISMATCH; break;
+            case VerifyFailure::kPolicyViolation:
+            case VerifyFailure::kMalformed: break;
+          }
+          return TlsFailure{reason, verified.message()};
+        }
+        if (verified->pinsSkipped) {
+          audit("tls", "pins-expired", {{"host", grant.host}, {"action", "skipped; roots still apply"}});
+        }
+        TlsSession s;
+        s.leafSha256 = verified->leafSha256;
         s.version = wolfSSL_get_version(ssl);
         const char* cipher = wolfSSL_get_cipher_name(ssl);
         s.cipherSuite = cipher ? cipher : "";

@@ -74,9 +74,13 @@ struct Fixture {
     fd = sv[0];
   }
   ~Fixture() {
+    // Our end is closed by now: the fixture sees EOF and exits by itself. Bounded: killed after 5 s.
     if (pid > 0) {
-      kill(pid, SIGTERM);
-      waitpid(pid, nullptr, 0);
+      for (int i = 0; i < 500 && waitpid(pid, nullptr, WNOHANG) == 0; ++i) usleep(10000);
+      if (kill(pid, 0) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
     }
     unlink(log.c_str());
   }
@@ -142,6 +146,13 @@ TEST_CASE("each bad certificate is refused with its own reason") {
   CHECK(reasonOf(rig.handshake("notyet")) == idl::ConnectRefusal::TLS_NOT_YET_VALID);
   CHECK(reasonOf(rig.handshake("wronghost")) == idl::ConnectRefusal::TLS_HOSTNAME_MISMATCH);
   CHECK(reasonOf(rig.handshake("untrusted")) == idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER);
+}
+
+TEST_CASE("certificates below the web-PKI baseline are refused as policy violations whatever wolfSSL accepts") {
+  Rig rig;
+  CHECK(reasonOf(rig.handshake("rsa1024")) == idl::ConnectRefusal::TLS_POLICY_VIOLATION);
+  CHECK(reasonOf(rig.handshake("sha1")) == idl::ConnectRefusal::TLS_POLICY_VIOLATION);
+  CHECK(reasonOf(rig.handshake("nosan")) == idl::ConnectRefusal::TLS_POLICY_VIOLATION);
 }
 
 TEST_CASE("the certificate-time policy follows the grant: ignore-validity accepts an expired certificate, loudly") {
