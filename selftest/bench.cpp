@@ -17,6 +17,9 @@
 #include <string>
 #include <vector>
 
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
 #include "selftest/selftest.h"
 
 namespace capnet::selftest {
@@ -93,6 +96,132 @@ Figures kernelPath() {
   double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   f.bulkMBps = static_cast<double>(got) / seconds / 1e6;
   ::close(s);
+  return f;
+}
+
+constexpr int kHandshakes = 20;
+constexpr uint16_t kTlsPort = 443;
+constexpr const char* kRoot = "/pkg/trust/capnet-test-root.pem";
+
+struct TlsFigures {
+  double handshakesPerSec = 0;
+  double bulkMBps = 0;
+  std::string error;
+};
+
+// Kernel path with the same wolfSSL: TLS 1.3 over a POSIX socket on the kernel's virtio_net.
+TlsFigures kernelTls() {
+  TlsFigures f;
+  WOLFSSL_CTX* ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
+  if (ctx == nullptr || wolfSSL_CTX_load_verify_locations(ctx, kRoot, nullptr) != WOLFSSL_SUCCESS) {
+    f.error = "kernel tls: cannot load the root";
+    if (ctx) wolfSSL_CTX_free(ctx);
+    return f;
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(kTlsPort);
+  inet_pton(AF_INET, kHostAddress, &addr.sin_addr);
+  auto session = [&](const char* path, size_t* bodyBytes) -> bool {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ::close(s);
+      return false;
+    }
+    WOLFSSL* ssl = wolfSSL_new(ctx);
+    wolfSSL_set_fd(ssl, s);
+    wolfSSL_check_domain_name(ssl, kHost);
+    bool ok = wolfSSL_connect(ssl) == WOLFSSL_SUCCESS;
+    if (ok && bodyBytes != nullptr) {
+      std::string req = std::string("GET ") + path + " HTTP/1.1\r\nHost: devnet.test\r\n\r\n";
+      wolfSSL_write(ssl, req.data(), static_cast<int>(req.size()));
+      char buf[16384];
+      int n;
+      while ((n = wolfSSL_read(ssl, buf, sizeof(buf))) > 0) *bodyBytes += static_cast<size_t>(n);
+    }
+    wolfSSL_free(ssl);
+    ::close(s);
+    return ok;
+  };
+  auto t0 = Clock::now();
+  for (int i = 0; i < kHandshakes; ++i) {
+    if (!session("/", nullptr)) {
+      f.error = "kernel tls handshake failed";
+      wolfSSL_CTX_free(ctx);
+      return f;
+    }
+  }
+  f.handshakesPerSec = kHandshakes / std::chrono::duration<double>(Clock::now() - t0).count();
+  size_t bytes = 0;
+  auto b0 = Clock::now();
+  session("/large", &bytes);
+  f.bulkMBps = static_cast<double>(bytes) / std::chrono::duration<double>(Clock::now() - b0).count() / 1e6;
+  if (bytes < (4u << 20)) f.error = "kernel https bulk: short body";
+  wolfSSL_CTX_free(ctx);
+  return f;
+}
+
+// netd path: TLS handshakes through netd (grant, connect with useTls), and a 4 MiB HTTPS body
+// through fetchd.
+TlsFigures netdTls(Context& ctx) {
+  TlsFigures f;
+  Session capd(ctx.io, ctx.paths.capd, kSelftestUid);
+  Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+  if (!capd.ok() || !netd.ok()) {
+    f.error = "cannot reach capd or netd";
+    return f;
+  }
+  auto req = capd.as<idl::Broker>().requestGrantRequest();
+  auto scope = req.initScope();
+  scope.setScheme("tls");
+  scope.setHost(kHost);
+  scope.setPort(kTlsPort);
+  auto grant = req.send().wait(ctx.io.waitScope);
+  if (!grant.getResult().isGranted()) {
+    f.error = "no tls grant";
+    return f;
+  }
+  auto token = kj::heapArray<kj::byte>(grant.getResult().getGranted().getToken());
+  auto t0 = Clock::now();
+  for (int i = 0; i < kHandshakes; ++i) {
+    auto c = netd.as<idl::NetConnect>().connectRequest();
+    c.setGrant(token);
+    c.setHost(kHost);
+    c.setPort(kTlsPort);
+    c.setUseTls(true);
+    auto r = c.send().wait(ctx.io.waitScope);
+    if (!r.getResult().isConnected()) {
+      f.error = std::string("netd tls handshake refused: ") + r.getResult().getRefused().getDetail().cStr();
+      return f;
+    }
+    r.getResult().getConnected().getStream().closeRequest().send().wait(ctx.io.waitScope);
+  }
+  f.handshakesPerSec = kHandshakes / std::chrono::duration<double>(Clock::now() - t0).count();
+  // Bulk through the app path: fetchd's https fetch, body streamed to a sink.
+  class Counter final : public idl::BodySink::Server {
+   public:
+    size_t* n;
+    explicit Counter(size_t* c) : n(c) {}
+    kj::Promise<void> begin(BeginContext) override { return kj::READY_NOW; }
+    kj::Promise<void> write(WriteContext c) override {
+      *n += c.getParams().getChunk().size();
+      return kj::READY_NOW;
+    }
+    kj::Promise<void> done(DoneContext) override { return kj::READY_NOW; }
+  };
+  Session fetchd(ctx.io, ctx.paths.fetchd, kSelftestUid);
+  if (!fetchd.ok()) {
+    f.error = "cannot reach fetchd";
+    return f;
+  }
+  size_t bytes = 0;
+  auto fr = fetchd.as<idl::Fetcher>().fetchRequest();
+  fr.initRequest().setUrl("https://devnet.test/large");
+  fr.setSink(kj::heap<Counter>(&bytes));
+  auto b0 = Clock::now();
+  auto resp = fr.send().wait(ctx.io.waitScope);
+  f.bulkMBps = static_cast<double>(bytes) / std::chrono::duration<double>(Clock::now() - b0).count() / 1e6;
+  if (resp.getResult().isRefused()) f.error = std::string("netd https bulk refused: ") + resp.getResult().getRefused().getDetail().cStr();
   return f;
 }
 
@@ -186,6 +315,14 @@ Report bench(Context& ctx) {
   std::printf("bench: %-28s %9.2f ms %9.2f ms %9.2fx\n", "connect latency p99", n99, k99, n99 / k99);
   std::printf("bench: %-28s %7.2f MB/s %7.2f MB/s %9.2fx\n", "bulk echo throughput (4 MiB)", netd.bulkMBps,
               kernel.bulkMBps, netd.bulkMBps / kernel.bulkMBps);
+  TlsFigures kt = kernelTls();
+  TlsFigures nt = netdTls(ctx);
+  if (!kt.error.empty()) return Report{Outcome::kFail, kt.error};
+  if (!nt.error.empty()) return Report{Outcome::kFail, nt.error};
+  std::printf("bench: %-28s %9.2f /s %9.2f /s %9.2fx\n", "TLS 1.3 handshakes", nt.handshakesPerSec, kt.handshakesPerSec,
+              nt.handshakesPerSec / kt.handshakesPerSec);
+  std::printf("bench: %-28s %7.2f MB/s %7.2f MB/s %9.2fx\n", "HTTPS bulk download (4 MiB)", nt.bulkMBps, kt.bulkMBps,
+              nt.bulkMBps / kt.bulkMBps);
   std::fflush(stdout);
   return Report{Outcome::kOk, ""};
 }
