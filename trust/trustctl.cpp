@@ -3,6 +3,8 @@
 //   trustctl [--state DIR] [--pkg DIR] list
 //   trustctl [--state DIR] add FILE.pem
 //   trustctl [--state DIR] rm FINGERPRINT
+//   trustctl --image STATE.img list | add FILE.pem | rm FINGERPRINT
+//            (an ext4 state disk image, edited offline through e2fsprogs' debugfs)
 //   trustctl [--state DIR] [--pkg DIR] verify --chain PEM --host NAME [--at YYYY-MM-DD]
 //            [--pin BASE64-SPKI-SHA256]... [--pins-expire YYYY-MM-DD] [--time-policy enforce|ignore-validity]
 //
@@ -10,7 +12,12 @@
 // same trust store, and prints `accept ...` or `deny reason=... detail=...` (exit 0 or 1).
 //
 // DIR defaults to the guest's /state and /pkg. Exit: 0 done, 1 refused, 2 usage.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -24,6 +31,27 @@
 #include <ctime>
 
 namespace {
+
+// Runs debugfs with `args` (no shell); true on exit status 0.
+bool debugfs(const std::vector<std::string>& args) {
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_WRONLY);
+    if (devnull >= 0) {
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+    }
+    std::vector<char*> argv{const_cast<char*>("debugfs")};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execvp("debugfs", argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 // "YYYY-MM-DD" -> ms since the epoch (00:00 UTC); false when malformed.
 bool parseDay(const std::string& s, int64_t& ms) {
@@ -112,13 +140,32 @@ int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
 
 int main(int argc, char** argv) {
   capnet::Roots roots;
+  std::string image;
   int i = 1;
   for (; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--state") roots.state = argv[i + 1];
     else if (a == "--pkg") roots.pkg = argv[i + 1];
+    else if (a == "--image") image = argv[i + 1];
     else break;
   }
+  // An image: copy its installed roots out, work on the copy with the same code, write back the change.
+  std::string scratch;
+  if (!image.empty()) {
+    char t[] = "/tmp/trustctl-XXXXXX";
+    if (mkdtemp(t) == nullptr) return 1;
+    scratch = t;
+    roots.state = scratch + "/state";
+    std::string dir = roots.state + "/trust";
+    std::system(("mkdir -p '" + dir + "'").c_str());
+    debugfs({"-R", "rdump /trust/installed " + dir, image});   // absent on a fresh image: fine
+  }
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      if (!dir.empty()) std::system(("rm -rf '" + dir + "'").c_str());
+    }
+  } cleanup{scratch};
   if (i >= argc) {
     std::fprintf(stderr, "usage: trustctl [--state DIR] [--pkg DIR] list | add FILE.pem | rm FINGERPRINT | verify ...\n");
     return 2;
@@ -148,6 +195,15 @@ int main(int argc, char** argv) {
       std::printf("refused: %s\n", r.message().c_str());
       return 1;
     }
+    if (!image.empty()) {
+      debugfs({"-w", "-R", "mkdir /trust", image});
+      debugfs({"-w", "-R", "mkdir /trust/installed", image});
+      std::string name = capnet::hexFingerprint(r->sha256) + ".pem";
+      if (!debugfs({"-w", "-R", "write " + r->path + " /trust/installed/" + name, image})) {
+        std::printf("refused: cannot write into %s\n", image.c_str());
+        return 1;
+      }
+    }
     std::printf("added %s %s\n", capnet::hexFingerprint(r->sha256).c_str(), r->subject.c_str());
     return 0;
   }
@@ -156,6 +212,10 @@ int main(int argc, char** argv) {
     auto r = store.remove(argv[i + 1]);
     if (!r.ok()) {
       std::printf("refused: %s\n", r.message().c_str());
+      return 1;
+    }
+    if (!image.empty() && !debugfs({"-w", "-R", std::string("rm /trust/installed/") + argv[i + 1] + ".pem", image})) {
+      std::printf("refused: cannot remove from %s\n", image.c_str());
       return 1;
     }
     std::printf("removed %s\n", argv[i + 1]);

@@ -51,7 +51,7 @@ struct Fixture {
   pid_t pid = -1;
   int fd = -1;
   std::string log;
-  explicit Fixture(const std::string& cert) {
+  explicit Fixture(const std::string& cert, bool tls12Only = false) {
     char t[] = "/tmp/tls-test-log-XXXXXX";
     int lfd = mkstemp(t);
     close(lfd);
@@ -67,6 +67,9 @@ struct Fixture {
       dup2(sv[1], 1);
       std::string bin = std::string(CAPNET_BUILD_DIR) + "/selftest/tls-fixture";
       std::string c = pki() + "/" + cert;
+      if (tls12Only) {
+        execl(bin.c_str(), bin.c_str(), "--cert", c.c_str(), "--nonce", "test", "--log", log.c_str(), "--tls12-only", nullptr);
+      }
       execl(bin.c_str(), bin.c_str(), "--cert", c.c_str(), "--nonce", "test", "--log", log.c_str(), nullptr);
       _exit(127);
     }
@@ -101,8 +104,8 @@ struct Rig {
   }
   ~Rig() { std::system(("rm -rf '" + roots + "'").c_str()); }
 
-  std::variant<TlsSession, TlsFailure> handshake(const std::string& cert, GrantRecord grant = {}) {
-    Fixture f(cert);
+  std::variant<TlsSession, TlsFailure> handshake(const std::string& cert, GrantRecord grant = {}, bool tls12Only = false) {
+    Fixture f(cert, tls12Only);
     auto stream = io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
     grant.host = "devnet.test";
     if (grant.handshakeTimeoutMs == 0) grant.handshakeTimeoutMs = 5000;
@@ -153,6 +156,16 @@ TEST_CASE("certificates below the web-PKI baseline are refused as policy violati
   CHECK(reasonOf(rig.handshake("rsa1024")) == idl::ConnectRefusal::TLS_POLICY_VIOLATION);
   CHECK(reasonOf(rig.handshake("sha1")) == idl::ConnectRefusal::TLS_POLICY_VIOLATION);
   CHECK(reasonOf(rig.handshake("nosan")) == idl::ConnectRefusal::TLS_POLICY_VIOLATION);
+}
+
+TEST_CASE("a TLS 1.2-only server is refused as version-too-old unless the grant allows 1.2") {
+  Rig rig;
+  CHECK(reasonOf(rig.handshake("good", GrantRecord{}, true)) == idl::ConnectRefusal::TLS_VERSION_TOO_OLD);
+  GrantRecord allow;
+  allow.tls.minVersion = MinTlsVersion::kTls12;
+  auto r = rig.handshake("good", allow, true);
+  REQUIRE(std::holds_alternative<TlsSession>(r));
+  CHECK(std::get<TlsSession>(r).version == "TLSv1.2");
 }
 
 TEST_CASE("the certificate-time policy follows the grant: ignore-validity accepts an expired certificate, loudly") {
