@@ -1,6 +1,8 @@
 #include "common/rpc-server.h"
 
 #include <capnp/rpc-twoparty.h>
+#include <capnp/rpc.capnp.h>
+#include <capnp/serialize-async.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,28 +26,133 @@ class LogErrors final : public kj::TaskSet::ErrorHandler {
  private:
   std::string component_;
 };
+
+// How often a connection's watchdog looks at its queue and its first-call deadline.
+constexpr kj::Duration kWatchInterval = 100 * kj::MILLISECONDS;
 }  // namespace
 
-struct UnixRpcServer::Connection {
-  Connection(kj::Own<kj::AsyncIoStream> s, capnp::ReaderOptions options, capnp::Capability::Client bootstrap)
-      : stream(kj::mv(s)),
-        network(*stream, capnp::rpc::twoparty::Side::SERVER, options),
-        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {}
-  kj::Own<kj::AsyncIoStream> stream;
-  capnp::TwoPartyVatNetwork network;
-  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+// The connection's message stream, seen by the RPC system: counts the calls the peer completed
+// (a call counts once its whole message has arrived).
+// It also refuses to read the next call while the peer leaves too many answers unread: checked
+// before every read, so the queue can outgrow the limit by one message's answers at most.
+class UnixRpcServer::GuardedStream final : public capnp::MessageStream {
+ public:
+  GuardedStream(kj::AsyncIoStream& stream, size_t maxQueuedReplyBytes)
+      : inner_(stream), maxQueued_(maxQueuedReplyBytes) {}
+
+  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(kj::ArrayPtr<kj::AutoCloseFd> fdSpace,
+                                                                    capnp::ReaderOptions options,
+                                                                    kj::ArrayPtr<capnp::word> scratch) override {
+    KJ_IF_MAYBE(n, network) {
+      if ((*n)->getCurrentQueueSize() > maxQueued_) {
+        overQueue = true;
+        return KJ_EXCEPTION(DISCONNECTED, "peer does not read its answers");
+      }
+    }
+    return inner_.tryReadMessage(fdSpace, options, scratch)
+        .then([this](kj::Maybe<capnp::MessageReaderAndFds>&& m) {
+          KJ_IF_MAYBE(msg, m) {
+            // which() reads one tag; a malformed root is the RPC system's to refuse.
+            KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+                          if (msg->reader->getRoot<capnp::rpc::Message>().which() == capnp::rpc::Message::CALL) ++calls;
+                        })) {
+              (void)e;
+            }
+          }
+          return kj::mv(m);
+        });
+  }
+  kj::Promise<void> writeMessage(kj::ArrayPtr<const int> fds,
+                                 kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) override {
+    return inner_.writeMessage(fds, segments);
+  }
+  kj::Promise<void> writeMessages(kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) override {
+    return inner_.writeMessages(messages);
+  }
+  kj::Maybe<int> getSendBufferSize() override { return inner_.getSendBufferSize(); }
+  kj::Promise<void> end() override { return inner_.end(); }
+
+  uint64_t calls = 0;
+  bool overQueue = false;
+  kj::Maybe<capnp::TwoPartyVatNetwork*> network;
+
+ private:
+  capnp::AsyncIoMessageStream inner_;
+  size_t maxQueued_;
 };
 
-UnixRpcServer::UnixRpcServer(kj::AsyncIoProvider& io, std::string component, RpcLimits limits,
-                             Factory factory)
+struct UnixRpcServer::Connection {
+  Connection(kj::Own<kj::AsyncIoStream> s, PeerCredentials peer, const RpcLimits& limits,
+             capnp::Capability::Client bootstrap)
+      : stream(kj::mv(s)),
+        guarded(*stream, limits.maxQueuedReplyBytes),
+        network(guarded, capnp::rpc::twoparty::Side::SERVER, readerOptions(limits)),
+        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))),
+        peer(peer) {
+    guarded.network = &network;
+    rpc.setFlowLimit(limits.flowLimitWords);
+  }
+  static capnp::ReaderOptions readerOptions(const RpcLimits& limits) {
+    capnp::ReaderOptions options;
+    options.traversalLimitInWords = limits.traversalLimitInWords;
+    options.nestingLimit = limits.nestingLimit;
+    return options;
+  }
+  kj::Own<kj::AsyncIoStream> stream;
+  GuardedStream guarded;
+  capnp::TwoPartyVatNetwork network;
+  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+  PeerCredentials peer;
+};
+
+UnixRpcServer::UnixRpcServer(kj::AsyncIoProvider& io, std::string component, RpcLimits limits, Factory factory)
+    : UnixRpcServer(io, std::move(component), limits, Async{},
+                    [f = kj::mv(factory)](const PeerCredentials& peer) mutable {
+                      return kj::Promise<kj::Maybe<capnp::Capability::Client>>(f(peer));
+                    }) {}
+
+UnixRpcServer::UnixRpcServer(kj::AsyncIoProvider& io, std::string component, RpcLimits limits, Async,
+                             AsyncFactory factory)
     : io_(io), component_(std::move(component)), limits_(limits), factory_(kj::mv(factory)) {
   errors_ = kj::heap<LogErrors>(component_);
   tasks_ = kj::heap<kj::TaskSet>(*errors_);
 }
 
-UnixRpcServer::~UnixRpcServer() {}
+UnixRpcServer::~UnixRpcServer() {
+  // Connections release their slots as they go; nothing may touch perUid_ after this.
+  tasks_ = nullptr;
+}
 
 size_t UnixRpcServer::connectionCount() const { return connections_; }
+
+size_t UnixRpcServer::connectionCount(uid_t uid) const {
+  auto it = perUid_.find(uid);
+  return it == perUid_.end() ? 0 : it->second;
+}
+
+void UnixRpcServer::release(uid_t uid) {
+  --connections_;
+  auto it = perUid_.find(uid);
+  if (it != perUid_.end() && --it->second == 0) perUid_.erase(it);
+}
+
+kj::Promise<void> UnixRpcServer::watch(Connection& conn, RpcLimits limits, kj::TimePoint start) {
+  // Resolves (ending the connection) when the peer breaks a limit; otherwise never.
+  return io_.getTimer().afterDelay(kWatchInterval).then([this, &conn, limits, start]() -> kj::Promise<void> {
+    const std::string uid = std::to_string(conn.peer.uid);
+    if (conn.network.getCurrentQueueSize() > limits.maxQueuedReplyBytes) {
+      audit(component_, "close-connection",
+            {{"reason", "peer-not-reading"}, {"uid", uid},
+             {"queued-bytes", std::to_string(conn.network.getCurrentQueueSize())}});
+      return kj::READY_NOW;
+    }
+    if (conn.guarded.calls == 0 && io_.getTimer().now() - start >= limits.firstCallDeadlineMs * kj::MILLISECONDS) {
+      audit(component_, "close-connection", {{"reason", "no-call-before-deadline"}, {"uid", uid}});
+      return kj::READY_NOW;
+    }
+    return watch(conn, limits, start);
+  });
+}
 
 void UnixRpcServer::serve(kj::Own<kj::AsyncIoStream> stream) {
   std::optional<PeerCredentials> cred;
@@ -54,22 +161,37 @@ void UnixRpcServer::serve(kj::Own<kj::AsyncIoStream> stream) {
     audit(component_, "refuse-connection", {{"reason", "no-peer-credentials"}});
     return;
   }
-  if (connections_ >= limits_.maxConnections) {
-    audit(component_, "refuse-connection", {{"reason", "too-many-connections"}, {"uid", std::to_string(cred->uid)}});
+  const PeerCredentials peer = *cred;
+  const RpcLimits limits = limits_;
+  if (connections_ >= limits.maxConnections || connectionCount(peer.uid) >= limits.maxConnectionsPerUid) {
+    audit(component_, "refuse-connection",
+          {{"reason", "too-many-connections"}, {"uid", std::to_string(peer.uid)},
+           {"limit", connections_ >= limits.maxConnections ? "all" : "per-uid"}});
     return;
   }
-  kj::Maybe<capnp::Capability::Client> bootstrap = factory_(*cred);
-  KJ_IF_MAYBE(b, bootstrap) {
-    capnp::ReaderOptions options;
-    options.traversalLimitInWords = limits_.traversalLimitInWords;
-    options.nestingLimit = limits_.nestingLimit;
-    auto conn = kj::heap<Connection>(kj::mv(stream), options, kj::mv(*b));
-    ++connections_;
-    auto done = conn->network.onDisconnect();
-    tasks_->add(done.attach(kj::mv(conn), kj::defer([this]() { --connections_; })));
-  } else {
-    // The factory refused (and audited why); dropping the stream closes it.
-  }
+  // The slot is taken before the factory answers, so a flood of connects cannot outrun the cap.
+  ++connections_;
+  ++perUid_[peer.uid];
+  auto slot = kj::defer([this, uid = peer.uid]() { release(uid); });
+  auto served =
+      factory_(peer).then([this, peer, limits, stream = kj::mv(stream)](
+                              kj::Maybe<capnp::Capability::Client> bootstrap) mutable -> kj::Promise<void> {
+        KJ_IF_MAYBE(b, bootstrap) {
+          auto conn = kj::heap<Connection>(kj::mv(stream), peer, limits, kj::mv(*b));
+          auto& ref = *conn;
+          auto ended = ref.network.onDisconnect().then([this, &ref]() {
+            if (ref.guarded.overQueue) {
+              audit(component_, "close-connection",
+                    {{"reason", "peer-not-reading"}, {"uid", std::to_string(ref.peer.uid)},
+                     {"queued-bytes", std::to_string(ref.network.getCurrentQueueSize())}});
+            }
+          });
+          return ended.exclusiveJoin(watch(ref, limits, io_.getTimer().now())).attach(kj::mv(conn));
+        }
+        // The factory refused (and audited why); dropping the stream closes it.
+        return kj::READY_NOW;
+      });
+  tasks_->add(served.attach(kj::mv(slot)));
 }
 
 kj::Promise<void> UnixRpcServer::acceptLoop(kj::ConnectionReceiver& listener) {

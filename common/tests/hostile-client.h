@@ -1,0 +1,126 @@
+// A Cap'n Proto RPC peer that misbehaves on purpose, for tests that attack a daemon's socket: it
+// speaks the wire protocol by hand over a plain blocking Unix socket (no KJ event loop, so it can
+// run in a thread or a child process beside the server under test), pipelines calls without
+// waiting for answers, and never reads what the server sends back.
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/rpc.capnp.h>
+#include <capnp/serialize.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <string>
+
+namespace capnet::testing {
+
+// A connected Unix stream socket to `path`, or -1.
+inline int connectUnix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True once the peer has closed the connection (EOF or reset); waits at most `timeoutMs`.
+// Reads and discards whatever the server sent before.
+inline bool waitClosedByPeer(int fd, int timeoutMs) {
+  timeval tv{timeoutMs / 1000, (timeoutMs % 1000) * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n == 0) return true;
+    if (n < 0) return errno == ECONNRESET || errno == EPIPE;
+  }
+}
+
+class RawRpcPeer {
+ public:
+  // Sends give up after `sendTimeoutMs` (a server that stopped reading must not hang the test).
+  explicit RawRpcPeer(int fd, int sendTimeoutMs = 2000) : fd_(fd) {
+    timeval tv{sendTimeoutMs / 1000, (sendTimeoutMs % 1000) * 1000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  }
+  ~RawRpcPeer() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawRpcPeer(const RawRpcPeer&) = delete;
+  RawRpcPeer& operator=(const RawRpcPeer&) = delete;
+  int fd() const { return fd_; }
+
+  // Asks for the bootstrap capability as question `questionId`. False once the server is gone.
+  bool bootstrap(uint32_t questionId) {
+    capnp::MallocMessageBuilder m;
+    m.initRoot<capnp::rpc::Message>().initBootstrap().setQuestionId(questionId);
+    return send(m);
+  }
+
+  // A call on the answer to question `target` (pipelined: the caller does not wait for it).
+  // `fill` writes the parameters into the params struct.
+  bool call(uint32_t questionId, uint32_t target, uint64_t interfaceId, uint16_t methodId,
+            const std::function<void(capnp::AnyPointer::Builder)>& fill = {}) {
+    capnp::MallocMessageBuilder m;
+    auto c = m.initRoot<capnp::rpc::Message>().initCall();
+    c.setQuestionId(questionId);
+    c.initTarget().initPromisedAnswer().setQuestionId(target);
+    c.setInterfaceId(interfaceId);
+    c.setMethodId(methodId);
+    auto params = c.initParams();
+    if (fill) fill(params.getContent());
+    params.initCapTable(0);
+    return send(m);
+  }
+
+  // A call on a capability that came back in an answer: question `target`'s result, pointer
+  // field `field` of the result struct (pipelined).
+  bool callOnResultField(uint32_t questionId, uint32_t target, uint16_t field, uint64_t interfaceId,
+                         uint16_t methodId, const std::function<void(capnp::AnyPointer::Builder)>& fill = {}) {
+    capnp::MallocMessageBuilder m;
+    auto c = m.initRoot<capnp::rpc::Message>().initCall();
+    c.setQuestionId(questionId);
+    auto pa = c.initTarget().initPromisedAnswer();
+    pa.setQuestionId(target);
+    auto ops = pa.initTransform(1);
+    ops[0].setGetPointerField(field);
+    c.setInterfaceId(interfaceId);
+    c.setMethodId(methodId);
+    auto params = c.initParams();
+    if (fill) fill(params.getContent());
+    params.initCapTable(0);
+    return send(m);
+  }
+
+  // Bytes written so far.
+  size_t sent() const { return sent_; }
+
+ private:
+  bool send(capnp::MessageBuilder& m) {
+    auto words = capnp::messageToFlatArray(m);
+    auto bytes = words.asBytes();
+    size_t off = 0;
+    while (off < bytes.size()) {
+      ssize_t n = ::send(fd_, bytes.begin() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    sent_ += bytes.size();
+    return true;
+  }
+
+  int fd_;
+  size_t sent_ = 0;
+};
+
+}  // namespace capnet::testing
