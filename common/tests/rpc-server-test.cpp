@@ -116,7 +116,7 @@ constexpr uint64_t kNetConnect = capnp::typeId<idl::NetConnect>();
 
 }  // namespace
 
-TEST_CASE("one uid cannot hold more connections than its per-uid cap; the refusal is audited") {
+TEST_CASE("one uid cannot hold more connections than its per-uid cap and the refusal is audited") {
   Captured audit;
   RpcLimits limits;
   limits.maxConnectionsPerUid = 3;
@@ -136,7 +136,7 @@ TEST_CASE("one uid cannot hold more connections than its per-uid cap; the refusa
   CHECK(rig.runUntil([&] { return rig.server.connectionCount() == 0; }, 2000));
 }
 
-TEST_CASE("a peer the factory refuses gets no bootstrap: the connection is closed at once") {
+TEST_CASE("a peer the factory refuses gets no bootstrap and is closed at once") {
   Captured audit;
   Rig rig(RpcLimits{});
   rig.refuse.push_back(getuid());
