@@ -33,8 +33,17 @@ idl::GrantRefusal toWire(GrantDenial d) {
     case GrantDenial::kBadScope: return idl::GrantRefusal::BAD_SCOPE;
     case GrantDenial::kUnknownHost: return idl::GrantRefusal::UNKNOWN_HOST;
     case GrantDenial::kNetdUnreachable: return idl::GrantRefusal::NETD_UNREACHABLE;
+    case GrantDenial::kTooManyGrants: return idl::GrantRefusal::TOO_MANY_GRANTS;
+    case GrantDenial::kPolicyChanged: return idl::GrantRefusal::POLICY_CHANGED;
   }
   return idl::GrantRefusal::INTERNAL;
+}
+
+// Whether a grant minted earlier carries exactly what `d` would give it now.
+bool sameTerms(const PolicyDecision& d, const GrantRecord& g) {
+  return d.address == g.address && d.tls.minVersion == g.tls.minVersion && d.tls.timePolicy == g.tls.timePolicy &&
+         d.tls.pins == g.tls.pins && d.tls.pinsExpireAtMs == g.tls.pinsExpireAtMs &&
+         d.connectTimeoutMs == g.connectTimeoutMs && d.handshakeTimeoutMs == g.handshakeTimeoutMs;
 }
 
 void fillDecision(const PolicyDecision& d, idl::Decision::Builder out) {
@@ -303,19 +312,41 @@ Capd::Capd(const Clock& clock, NetdLink& netd, ConfigSources sources, TokenSourc
 size_t Capd::activeGrants() const {
   const int64_t now = clock_.nowMs();
   return static_cast<size_t>(std::count_if(live_.begin(), live_.end(),
-                                           [now](const Live& l) { return l.record.expiresAtMs > now; }));
+                                           [now](const auto& l) { return l.second.record.expiresAtMs > now; }));
+}
+
+size_t Capd::grantsOf(uid_t subject) const {
+  auto it = perSubject_.find(subject);
+  return it == perSubject_.end() ? 0 : it->second;
+}
+
+void Capd::forget(const GrantToken& token) {
+  auto it = live_.find(token);
+  if (it == live_.end()) return;
+  auto s = perSubject_.find(it->second.record.subjectUid);
+  if (s != perSubject_.end() && --s->second == 0) perSubject_.erase(s);
+  live_.erase(it);
 }
 
 void Capd::expire() {
+  // Oldest expiry first: the cost is the number of grants that expired, not a scan of all.
   const int64_t now = clock_.nowMs();
-  live_.erase(std::remove_if(live_.begin(), live_.end(),
-                             [now](const Live& l) { return l.record.expiresAtMs <= now; }),
-              live_.end());
+  while (!byExpiry_.empty() && byExpiry_.begin()->first <= now) {
+    forget(byExpiry_.begin()->second);
+    byExpiry_.erase(byExpiry_.begin());
+  }
+}
+
+void Capd::remember(const GrantRecord& g, const GrantRequest& request) {
+  live_.emplace(g.token, Live{g, request});
+  byExpiry_.emplace(g.expiresAtMs, g.token);
+  ++perSubject_[g.subjectUid];
 }
 
 void Capd::start() {
   policy_ = loadPolicy(sources_);
   ++generation_;
+  if (observer_) observer_(*policy_);
   if (policy_->valid()) {
     audit("capd", "config", {{"state", "ok"}, {"source", policy_->source()},
                              {"devnet", policy_->devnetEnabled() ? "on" : "off"}});
@@ -343,24 +374,22 @@ kj::Promise<ReloadOutcome> Capd::apply(std::shared_ptr<const Policy> next) {
   out.applied = true;
   policy_ = std::move(next);   // the one atomic swap: every later decision sees the new policy.
   ++generation_;
+  if (observer_) observer_(*policy_);
   expire();
-  // Keep only the grants the new policy would still mint.
+  // Keep only the grants the new policy would still mint exactly as they are: a grant whose
+  // capability, host, address, pins or TLS policy changed is revoked (netd closes its streams).
   std::vector<GrantToken> revoked;
-  std::vector<Live> kept;
-  for (auto& l : live_) {
-    if (policy_->decideGrant(l.request, clock_.nowMs()).allowed) {
-      kept.push_back(std::move(l));
-    } else {
-      revoked.push_back(l.record.token);
-    }
+  for (auto& [token, l] : live_) {
+    PolicyDecision d = policy_->decideGrant(l.request, clock_.nowMs());
+    if (!d.allowed || !sameTerms(d, l.record)) revoked.push_back(token);
   }
-  live_ = std::move(kept);
+  for (const auto& t : revoked) forget(t);
   out.revoked = revoked.size();
   audit("capd", "reload", {{"applied", "yes"}, {"source", policy_->source()},
                            {"devnet", policy_->devnetEnabled() ? "on" : "off"},
                            {"generation", std::to_string(generation_)},
                            {"revoked", std::to_string(revoked.size())}});
-  kj::Promise<void> done = netd_.announce(policy_->devnetEnabled(), generation_);
+  kj::Promise<void> done = netd_.announce(policy_->announcement(generation_));
   if (!policy_->devnetEnabled()) {
     done = done.then([this]() { return netd_.revokeAll(); });
   } else {
@@ -384,8 +413,18 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
                            {"scope", scope}, {"rule", d.reason}});
     return out;
   }
+  expire();
+  if (grantsOf(request.subjectUid) >= policy->grantsPerPrincipal()) {
+    MintOutcome out;
+    out.denial = GrantDenial::kTooManyGrants;
+    out.detail = principal + " holds " + std::to_string(grantsOf(request.subjectUid)) +
+                 " live grants (network.limits.grantsPerPrincipal)";
+    audit("capd", "deny", {{"principal", principal}, {"reason", grantDenialReason(out.denial)}, {"scope", scope}});
+    return out;
+  }
   GrantRecord g;
   g.token = tokens_();
+  g.id = nextGrantId_++;
   g.subjectUid = request.subjectUid;
   g.holderUid = request.callerUid;
   g.scheme = request.scheme;
@@ -400,8 +439,11 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
     audit("capd", "warn", {{"principal", principal}, {"scope", scope},
                            {"time-policy", "ignore-validity"}, {"detail", "certificate dates will not be checked"}});
   }
+  // Registered first (netd must know the token before anyone can present it), then checked again:
+  // a reload that ran while netd was answering may have withdrawn what this grant needs, and the
+  // grant is returned only if the policy current now still allows it on the same terms.
   return netd_.registerGrant(g).then(
-      [this, g, request, principal, scope](bool registered) -> MintOutcome {
+      [this, g, request, principal, scope, policy](bool registered) -> kj::Promise<MintOutcome> {
         MintOutcome out;
         if (!registered) {
           out.denial = GrantDenial::kNetdUnreachable;
@@ -409,38 +451,56 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
           audit("capd", "deny", {{"principal", principal}, {"reason", "netd-unreachable"}, {"scope", scope}});
           return out;
         }
+        if (policy_ != policy) {
+          PolicyDecision now = policy_->decideGrant(request, clock_.nowMs());
+          if (!now.allowed || !sameTerms(now, g)) {
+            out.denial = GrantDenial::kPolicyChanged;
+            out.detail = "a reload during the mint withdrew it: " + (now.allowed ? std::string("its terms changed") : now.reason);
+            audit("capd", "deny", {{"principal", principal}, {"reason", grantDenialReason(out.denial)},
+                                   {"grant", grantName(g)}, {"scope", scope}});
+            return netd_.revoke(g.token).then([out]() { return out; });
+          }
+        }
         expire();
-        live_.push_back(Live{g, request});
+        remember(g, request);
         out.granted = true;
         out.token = g.token;
         out.expiresAtMs = g.expiresAtMs;
         std::string holder = principalName(*policy_, g.holderUid);
-        audit("capd", "mint", {{"principal", principal}, {"holder", holder}, {"scope", scope},
-                               {"expires-ms", std::to_string(g.expiresAtMs)}});
-        return out;
+        audit("capd", "mint", {{"principal", principal}, {"holder", holder}, {"grant", grantName(g)},
+                               {"scope", scope}, {"expires-ms", std::to_string(g.expiresAtMs)}});
+        return kj::Promise<MintOutcome>(out);
       });
 }
 
 kj::Promise<bool> Capd::revoke(uid_t caller, const GrantToken& token) {
-  auto it = std::find_if(live_.begin(), live_.end(), [&](const Live& l) { return l.record.token == token; });
-  if (it == live_.end() || (it->record.holderUid != caller && it->record.subjectUid != caller)) {
+  auto it = live_.find(token);
+  if (it == live_.end() || (it->second.record.holderUid != caller && it->second.record.subjectUid != caller)) {
     return false;
   }
-  audit("capd", "revoke", {{"principal", principalName(*policy_, caller)},
-                           {"scope", scopeText(it->request)}, {"reason", "requested"}});
-  live_.erase(it);
+  audit("capd", "revoke", {{"principal", principalName(*policy_, caller)}, {"grant", grantName(it->second.record)},
+                           {"scope", scopeText(it->second.request)}, {"reason", "requested"}});
+  forget(token);
   return netd_.revoke(token).then([]() { return true; });
 }
 
 kj::Promise<void> Capd::resync() {
   expire();
-  kj::Promise<void> done = netd_.announce(policy_->devnetEnabled(), generation_);
+  kj::Promise<void> done = netd_.announce(policy_->announcement(generation_));
   if (!policy_->devnetEnabled()) return done.then([this]() { return netd_.revokeAll(); });
-  for (const auto& l : live_) {
+  for (const auto& [token, l] : live_) {
     GrantRecord g = l.record;
     done = done.then([this, g]() { return netd_.registerGrant(g).ignoreResult(); });
   }
   return done;
+}
+
+kj::Maybe<capnp::Capability::Client> Capd::connectionFor(uid_t uid) {
+  if (policy_->principalByUid(uid) == nullptr) {
+    audit("capd", "refuse-connection", {{"reason", "not-a-principal"}, {"uid", std::to_string(uid)}});
+    return nullptr;
+  }
+  return capnp::Capability::Client(brokerFor(uid));
 }
 
 idl::CapdService::Client Capd::brokerFor(uid_t uid) {

@@ -5,6 +5,8 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +80,10 @@ class Capd {
 
   // What capd serves to a connection whose peer is `uid`: the Broker and TrustManager.
   idl::CapdService::Client brokerFor(uid_t uid);
+  // The socket's factory: a uid in no policy gets no bootstrap at all (null, and an audit line).
+  kj::Maybe<capnp::Capability::Client> connectionFor(uid_t uid);
+  // Told of every policy swap (start, reload): the socket server takes its per-peer limits from it.
+  void setPolicyObserver(std::function<void(const Policy&)> observer) { observer_ = std::move(observer); }
 
   // Where the trust store lives (pkg://trust/, state:/trust/installed/); tests point it elsewhere.
   const Roots& trustRoots() const { return trustRoots_; }
@@ -89,6 +95,9 @@ class Capd {
     GrantRequest request;
   };
   void expire();
+  void remember(const GrantRecord& g, const GrantRequest& request);
+  void forget(const GrantToken& token);
+  size_t grantsOf(uid_t subject) const;
 
   const Clock& clock_;
   NetdLink& netd_;
@@ -96,8 +105,12 @@ class Capd {
   TokenSource tokens_;
   std::shared_ptr<const Policy> policy_;
   uint64_t generation_ = 0;
-  std::vector<Live> live_;
+  std::unordered_map<GrantToken, Live, GrantTokenHash> live_;
+  std::multimap<int64_t, GrantToken> byExpiry_;   // expiry -> token (may name forgotten grants).
+  std::map<uid_t, size_t> perSubject_;
+  uint64_t nextGrantId_ = 1;
   Roots trustRoots_;
+  std::function<void(const Policy&)> observer_;
 };
 
 }  // namespace capnet

@@ -17,6 +17,8 @@ bool toToken(std::span<const uint8_t> bytes, GrantToken& out) {
 
 }  // namespace
 
+std::string grantName(const GrantRecord& g) { return "g" + std::to_string(g.id); }
+
 std::string_view grantDecisionReason(GrantDecision d) {
   switch (d) {
     case GrantDecision::kNoCap: return "no-cap";
@@ -29,7 +31,7 @@ std::string_view grantDecisionReason(GrantDecision d) {
   return "no-cap";
 }
 
-size_t GrantRegistry::TokenHash::operator()(const GrantToken& t) const {
+size_t GrantTokenHash::operator()(const GrantToken& t) const {
   // Tokens are uniformly random: their first 8 bytes are already a good hash.
   uint64_t h;
   std::memcpy(&h, t.data(), sizeof(h));
@@ -41,6 +43,11 @@ GrantRegistry::GrantRegistry(const Clock& clock) : clock_(clock) {}
 void GrantRegistry::add(GrantRecord grant) {
   GrantToken token = grant.token;
   grants_.insert_or_assign(token, std::move(grant));
+}
+
+const GrantRecord* GrantRegistry::find(const GrantToken& token) const {
+  auto it = grants_.find(token);
+  return it == grants_.end() ? nullptr : &it->second;
 }
 
 bool GrantRegistry::revoke(std::span<const uint8_t> bytes) {

@@ -17,11 +17,15 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/rpc-server.h"
 
 namespace capnet {
 
 inline constexpr size_t kGrantTokenBytes = 16;   // 128 bits from getrandom(2).
 using GrantToken = std::array<uint8_t, kGrantTokenBytes>;
+struct GrantTokenHash {
+  size_t operator()(const GrantToken& t) const;   // tokens are random: their first bytes suffice.
+};
 
 enum class TimePolicy : uint8_t { kEnforce = 0, kIgnoreValidity = 1 };
 enum class MinTlsVersion : uint8_t { kTls13 = 0, kTls12 = 1 };
@@ -35,6 +39,7 @@ struct GrantTls {
 
 struct GrantRecord {
   GrantToken token{};
+  uint64_t id = 0;           // capd's serial: names the grant in audit lines, never the token.
   uid_t subjectUid = 0;      // on whose behalf.
   uid_t holderUid = 0;       // who may present it.
   std::string scheme;        // "tcp" | "tls" | "http" | "https".
@@ -45,6 +50,35 @@ struct GrantRecord {
   GrantTls tls;
   uint32_t connectTimeoutMs = 5000;
   uint32_t handshakeTimeoutMs = 5000;
+};
+
+// What capd tells netd with every announcement (NetControl.announce): the policy's principals
+// and what each holds, so netd's gate decides from facts rather than answering yes for everyone,
+// and the limits netd enforces per principal.
+struct PrincipalFacts {
+  uid_t uid = 0;
+  std::vector<std::string> capabilities;
+};
+
+struct NetLimits {
+  uint32_t streamsPerPrincipal = 16;     // network.limits.streamsPerPrincipal (open + connecting)
+  uint32_t connectionsPerUid = 8;        // network.limits.connectionsPerUid (netd's app socket)
+  uint32_t firstCallDeadlineMs = 5000;   // network.limits.firstCallDeadlineMs
+  uint32_t maxStreamMs = 300000;         // network.grants.maxStreamMs: life of a stream past its grant's expiry
+};
+
+// A socket server's per-peer limits with the policy's caps applied.
+inline RpcLimits withPeerLimits(RpcLimits base, const NetLimits& l) {
+  base.maxConnectionsPerUid = l.connectionsPerUid;
+  base.firstCallDeadlineMs = l.firstCallDeadlineMs;
+  return base;
+}
+
+struct Announcement {
+  bool devnetEnabled = false;
+  uint64_t generation = 0;
+  std::vector<PrincipalFacts> principals;
+  NetLimits limits;
 };
 
 enum class GrantDecision : uint8_t {
@@ -62,6 +96,9 @@ struct GrantCheck {
   bool allowed() const { return decision == GrantDecision::kAllowed; }
 };
 
+// How audit lines name a grant: "g<id>".
+std::string grantName(const GrantRecord& g);
+
 // Stable reason strings for audit lines and refusals: "no-cap", "expired", "revoked", ...
 std::string_view grantDecisionReason(GrantDecision d);
 
@@ -75,6 +112,7 @@ class GrantRegistry {
   bool revoke(std::span<const uint8_t> token);
   size_t revokeAll();                         // every grant becomes revoked (devnet off, capd gone).
   size_t size() const { return grants_.size(); }
+  const GrantRecord* find(const GrantToken& token) const;
 
   // Checks in order: token known -> not revoked -> unexpired -> holder uid -> scope.
   GrantCheck check(std::span<const uint8_t> token, uid_t presenterUid, bool tls,
@@ -84,9 +122,7 @@ class GrantRegistry {
   size_t sweep();
 
  private:
-  struct TokenHash {
-    size_t operator()(const GrantToken& t) const;
-  };
+  using TokenHash = GrantTokenHash;
   const Clock& clock_;
   std::unordered_map<GrantToken, GrantRecord, TokenHash> grants_;
   // Revoked tokens are remembered (bounded, oldest forgotten first) so a refusal can say

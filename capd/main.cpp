@@ -125,9 +125,10 @@ int main(int argc, char** argv) {
   capnet::Capd capd(clock, netd, sources);
   capdPtr = &capd;
   capnet::UnixRpcServer server(*io.provider, "capd", capnet::RpcLimits{},
-                               [&capd](const capnet::PeerCredentials& peer) -> kj::Maybe<capnp::Capability::Client> {
-                                 return capnp::Capability::Client(capd.brokerFor(peer.uid));
-                               });
+                               [&capd](const capnet::PeerCredentials& peer) { return capd.connectionFor(peer.uid); });
+  capd.setPolicyObserver([&server](const capnet::Policy& p) {
+    server.setLimits(capnet::withPeerLimits(capnet::RpcLimits{}, p.netLimits()));
+  });
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { server.bind(socketPath, 0666).wait(io.waitScope); })) {
     std::fprintf(stderr, "capd: cannot bind %s: %s\n", socketPath.c_str(), e->getDescription().cStr());
     return 1;

@@ -8,6 +8,7 @@ namespace capnet {
 
 void toWire(const GrantRecord& g, idl::Grant::Builder out) {
   out.setToken(kj::arrayPtr(g.token.data(), g.token.size()));
+  out.setId(g.id);
   out.setSubjectUid(g.subjectUid);
   out.setHolderUid(g.holderUid);
   auto scope = out.initScope();
@@ -112,11 +113,26 @@ kj::Promise<void> UnixNetdLink::revokeAll() {
   return kj::READY_NOW;
 }
 
-kj::Promise<void> UnixNetdLink::announce(bool devnetEnabled, uint64_t generation) {
+void toWire(const Announcement& a, idl::NetControl::AnnounceParams::Builder req) {
+  req.setDevnetEnabled(a.devnetEnabled);
+  req.setGeneration(a.generation);
+  auto ps = req.initPrincipals(static_cast<unsigned>(a.principals.size()));
+  for (unsigned i = 0; i < ps.size(); ++i) {
+    ps[i].setUid(a.principals[i].uid);
+    auto caps = ps[i].initCapabilities(static_cast<unsigned>(a.principals[i].capabilities.size()));
+    for (unsigned j = 0; j < caps.size(); ++j) caps.set(j, a.principals[i].capabilities[j]);
+  }
+  auto l = req.initLimits();
+  l.setStreamsPerPrincipal(a.limits.streamsPerPrincipal);
+  l.setConnectionsPerUid(a.limits.connectionsPerUid);
+  l.setFirstCallDeadlineMs(a.limits.firstCallDeadlineMs);
+  l.setMaxStreamMs(a.limits.maxStreamMs);
+}
+
+kj::Promise<void> UnixNetdLink::announce(const Announcement& a) {
   KJ_IF_MAYBE(s, session_) {
     auto req = (*s)->control.announceRequest();
-    req.setDevnetEnabled(devnetEnabled);
-    req.setGeneration(generation);
+    toWire(a, req);
     return req.send().then([](auto&&) {}, [](kj::Exception&& e) {
       audit("capd", "netd-announce-failed", {{"detail", e.getDescription().cStr()}});
     });

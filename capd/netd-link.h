@@ -20,11 +20,12 @@ class NetdLink {
   virtual kj::Promise<bool> registerGrant(const GrantRecord& grant) = 0;
   virtual kj::Promise<void> revoke(const GrantToken& token) = 0;
   virtual kj::Promise<void> revokeAll() = 0;
-  virtual kj::Promise<void> announce(bool devnetEnabled, uint64_t generation) = 0;
+  virtual kj::Promise<void> announce(const Announcement& a) = 0;
 };
 
 // Fills an idl::Grant from a record (shared with netd's tests).
 void toWire(const GrantRecord& g, idl::Grant::Builder out);
+void toWire(const Announcement& a, idl::NetControl::AnnounceParams::Builder out);
 
 // The real link over a Unix socket, reconnecting with bounded backoff. On every (re)connect it
 // calls `onConnected` so capd can announce the policy and re-register live grants.
@@ -40,7 +41,7 @@ class UnixNetdLink final : public NetdLink {
   kj::Promise<bool> registerGrant(const GrantRecord& grant) override;
   kj::Promise<void> revoke(const GrantToken& token) override;
   kj::Promise<void> revokeAll() override;
-  kj::Promise<void> announce(bool devnetEnabled, uint64_t generation) override;
+  kj::Promise<void> announce(const Announcement& a) override;
 
  private:
   struct Session;

@@ -30,6 +30,8 @@ std::string_view grantDenialReason(GrantDenial d) {
     case GrantDenial::kBadScope: return "bad-scope";
     case GrantDenial::kUnknownHost: return "unknown-host";
     case GrantDenial::kNetdUnreachable: return "netd-unreachable";
+    case GrantDenial::kTooManyGrants: return "too-many-grants";
+    case GrantDenial::kPolicyChanged: return "policy-changed";
   }
   return "internal";
 }
@@ -55,6 +57,20 @@ std::shared_ptr<const Policy> Policy::denyAll(std::string source, std::vector<st
   return p;
 }
 
+Announcement Policy::announcement(uint64_t generation) const {
+  Announcement a;
+  a.devnetEnabled = devnet_;
+  a.generation = generation;
+  a.limits = netLimits_;
+  for (const auto& [uid, info] : byUid_) {
+    PrincipalFacts f;
+    f.uid = uid;
+    f.capabilities.assign(info.capabilities.begin(), info.capabilities.end());
+    a.principals.push_back(std::move(f));
+  }
+  return a;
+}
+
 std::shared_ptr<const Policy> Policy::fromConfig(std::shared_ptr<const ConfigDocument> config,
                                                  std::string source) {
   auto p = std::shared_ptr<Policy>(new Policy());
@@ -62,6 +78,13 @@ std::shared_ptr<const Policy> Policy::fromConfig(std::shared_ptr<const ConfigDoc
   auto net = config->root().getNetwork();
   p->devnet_ = net.getDevnet().getEnabled();
   p->lifetimeMs_ = net.getGrants().getLifetimeMs();
+  auto limits = net.getLimits();
+  p->netLimits_.connectionsPerUid = limits.getConnectionsPerUid();
+  p->netLimits_.firstCallDeadlineMs = limits.getFirstCallDeadlineMs();
+  p->netLimits_.streamsPerPrincipal = limits.getStreamsPerPrincipal();
+  p->netLimits_.maxStreamMs = net.getGrants().getMaxStreamMs();
+  p->grantsPerPrincipal_ = limits.getGrantsPerPrincipal();
+  p->fetchesPerPrincipal_ = limits.getFetchesPerPrincipal();
   for (auto entry : net.getPrincipals()) {
     PrincipalInfo info;
     info.name = entry.getKey();

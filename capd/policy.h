@@ -35,6 +35,8 @@ enum class GrantDenial : uint8_t {
   kBadScope,
   kUnknownHost,
   kNetdUnreachable,
+  kTooManyGrants,
+  kPolicyChanged,
 };
 std::string_view grantDenialReason(GrantDenial d);   // "devnet-off", "no-cap", ...
 
@@ -72,6 +74,13 @@ class Policy {
   const std::string& source() const { return source_; }
   bool devnetEnabled() const { return devnet_; }
   uint32_t grantLifetimeMs() const { return lifetimeMs_; }
+  // network.limits and grants.maxStreamMs (defaults when the config is invalid: deny-all still
+  // bounds every peer).
+  const NetLimits& netLimits() const { return netLimits_; }
+  uint32_t grantsPerPrincipal() const { return grantsPerPrincipal_; }
+  uint32_t fetchesPerPrincipal() const { return fetchesPerPrincipal_; }
+  // What netd is told: devnet, every principal with its capabilities, the limits.
+  Announcement announcement(uint64_t generation) const;
 
   const PrincipalInfo* principalByUid(uid_t uid) const;
   const PrincipalInfo* principalByName(std::string_view name) const;
@@ -96,6 +105,9 @@ class Policy {
   std::vector<std::string> problems_;
   bool devnet_ = false;
   uint32_t lifetimeMs_ = 60000;
+  NetLimits netLimits_;
+  uint32_t grantsPerPrincipal_ = 64;
+  uint32_t fetchesPerPrincipal_ = 4;
   std::map<uid_t, PrincipalInfo> byUid_;
   std::map<std::string, uid_t, std::less<>> byName_;
   std::map<std::string, uint32_t, std::less<>> hosts_;

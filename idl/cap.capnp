@@ -37,6 +37,21 @@ struct Grant {
   tls @6 :TlsPolicy;
   connectTimeoutMs @7 :UInt32;
   handshakeTimeoutMs @8 :UInt32;
+  id @9 :UInt64;            # capd's serial for this grant: names it in audit lines (the token never appears).
+}
+
+struct PrincipalFacts {
+  # One principal of capd's policy as netd needs it: netd's gate decides from these facts.
+  uid @0 :UInt32;
+  capabilities @1 :List(Text);
+}
+
+struct NetLimits {
+  # Per-principal limits netd enforces (network.limits and network.grants in the config).
+  streamsPerPrincipal @0 :UInt32;  # open and still-connecting streams per holder uid.
+  connectionsPerUid @1 :UInt32;    # connections to netd's app socket per uid.
+  firstCallDeadlineMs @2 :UInt32;  # a connection that completes no call by then is closed.
+  maxStreamMs @3 :UInt32;          # how long a stream may outlive its grant's expiry.
 }
 
 enum GrantRefusal {
@@ -49,6 +64,8 @@ enum GrantRefusal {
   badScope @5;          # unknown scheme, port 0, malformed host.
   unknownHost @6;       # the host is not in the hosts map.
   netdUnreachable @7;   # capd could not register the grant with netd.
+  tooManyGrants @8;     # the subject holds network.limits.grantsPerPrincipal live grants.
+  policyChanged @9;     # a reload in flight while minting withdrew what the grant needed.
 }
 
 struct GrantResult {
@@ -106,14 +123,16 @@ interface NetControl {
   # The privileged channel: served by netd on its control socket, which accepts only capd's uid
   # (SO_PEERCRED). When the connection drops netd forgets every grant and denies all connects.
 
-  announce @0 (devnetEnabled :Bool, generation :UInt64) -> () $requires("capd");
-  # Caller: capd, at connect time and after every config swap. Devnet off clears every grant.
+  announce @0 (devnetEnabled :Bool, generation :UInt64, principals :List(PrincipalFacts),
+               limits :NetLimits) -> () $requires("capd");
+  # Caller: capd, at connect time and after every config swap. Devnet off clears every grant and
+  # closes every stream. `principals` replaces netd's view of who may do what.
 
   register @1 (grant :Grant) -> () $requires("capd");
   # Caller: capd, before it hands the token to the requester.
 
   revoke @2 (token :Data) -> (found :Bool) $requires("capd");
-  # Caller: capd.
+  # Caller: capd. Closes every stream opened under the grant (capRevoked).
 
   revokeAll @3 () -> (count :UInt32) $requires("capd");
   # Caller: capd, when a reload removes authority.

@@ -46,6 +46,29 @@ struct Network {
   http @4 :Http;
   timeouts @5 :Timeouts;
   grants @6 :Grants;
+  limits @7 :Limits;
+  # What one peer may hold at once. A server never spends unbounded memory on behalf of one
+  # client: each cap is enforced by the component it governs, and reaching it is a typed refusal
+  # with an audit line.
+}
+
+struct Limits {
+  connectionsPerUid @0 :UInt32 = 8 $range(min = 1, max = 256);
+  # Open connections one uid may hold to each daemon socket (capd, netd, fetchd). Enforced by the
+  # socket server of each; the refusal is `<daemon>: refuse-connection reason=too-many-connections`.
+
+  firstCallDeadlineMs @1 :UInt32 = 5000 $range(min = 100, max = 600000);
+  # A connection that has not completed one call by then is closed (idle sockets hold no slots).
+
+  grantsPerPrincipal @2 :UInt32 = 64 $range(min = 1, max = 4096);
+  # Live grants capd keeps per subject principal; more are refused as tooManyGrants.
+
+  streamsPerPrincipal @3 :UInt32 = 16 $range(min = 1, max = 1024);
+  # Streams netd holds per holder uid, counting connects still in progress; more are refused as
+  # tooManyConnections.
+
+  fetchesPerPrincipal @4 :UInt32 = 4 $range(min = 1, max = 256);
+  # Fetches fetchd runs at once per calling uid; more are refused as tooManyFetches.
 }
 
 struct Devnet {
@@ -130,4 +153,9 @@ struct Timeouts {
 
 struct Grants {
   lifetimeMs @0 :UInt32 = 60000 $range(min = 1000, max = 86400000);
+  # How long a minted grant may be presented to netd for a new connection.
+
+  maxStreamMs @1 :UInt32 = 300000 $range(min = 0, max = 86400000);
+  # How long a stream may outlive the expiry of the grant it was opened under: netd closes it
+  # then (capExpired). No stream lives forever.
 }

@@ -119,8 +119,16 @@ int main(int argc, char** argv) {
   appLimits.traversalLimitInWords = 1u << 15;   // a write carries at most 64 KiB.
   capnet::UnixRpcServer apps(*io.provider, "netd", appLimits,
                              [&netd](const capnet::PeerCredentials& p) -> kj::Maybe<capnp::Capability::Client> {
+                               if (!netd.servesApp(p.uid)) {
+                                 capnet::audit("netd", "refuse-connection",
+                                               {{"reason", "not-a-principal"}, {"uid", std::to_string(p.uid)}});
+                                 return nullptr;
+                               }
                                return capnp::Capability::Client(netd.netConnectFor(p.uid));
                              });
+  netd.setLimitsObserver([&apps, appLimits](const capnet::NetLimits& l) {
+    apps.setLimits(capnet::withPeerLimits(appLimits, l));
+  });
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
                 control.bind(controlPath, 0600).wait(io.waitScope);
                 apps.bind(appPath, 0666).wait(io.waitScope);
@@ -143,6 +151,10 @@ int main(int argc, char** argv) {
   }
   capnet::audit("netd", "ready", {{"socket", appPath}, {"control", controlPath}, {"stack", stack->up() ? "up" : "down"},
                                   {"detail", stack->detail()}});
+  // Expired grants are swept and streams past grants.maxStreamMs closed, once a second.
+  auto housekeeping = netd.housekeeping().eagerlyEvaluate([](kj::Exception&& e) {
+    capnet::audit("netd", "housekeeping-stopped", {{"detail", e.getDescription().cStr()}});
+  });
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { kj::joinPromises(kj::arr(control.run(), apps.run())).wait(io.waitScope); })) {
     std::fprintf(stderr, "netd: server stopped: %s\n", e->getDescription().cStr());
     return 1;

@@ -28,7 +28,7 @@ class InstantNetd final : public NetdLink {
   kj::Promise<bool> registerGrant(const GrantRecord&) override { return true; }
   kj::Promise<void> revoke(const GrantToken&) override { return kj::READY_NOW; }
   kj::Promise<void> revokeAll() override { return kj::READY_NOW; }
-  kj::Promise<void> announce(bool, uint64_t) override { return kj::READY_NOW; }
+  kj::Promise<void> announce(const Announcement&) override { return kj::READY_NOW; }
 };
 
 double percentile(std::vector<double> v, double p) {

@@ -30,9 +30,19 @@ class FakeNetd final : public NetdLink {
   int revokeAllCalls = 0;
   std::vector<std::pair<bool, uint64_t>> announced;
   bool connected() const override { return up; }
+  // When set, the next registration waits until the test fulfils `pending` (a slow netd).
+  ~FakeNetd() noexcept override {}
+  bool holdNext = false;
+  kj::Own<kj::PromiseFulfiller<bool>> pending;
   kj::Promise<bool> registerGrant(const GrantRecord& g) override {
     if (!up) return false;
     registered.push_back(g);
+    if (holdNext) {
+      holdNext = false;
+      auto paf = kj::newPromiseAndFulfiller<bool>();
+      pending = kj::mv(paf.fulfiller);
+      return kj::mv(paf.promise);
+    }
     return true;
   }
   kj::Promise<void> revoke(const GrantToken& t) override {
@@ -43,8 +53,10 @@ class FakeNetd final : public NetdLink {
     ++revokeAllCalls;
     return kj::READY_NOW;
   }
-  kj::Promise<void> announce(bool on, uint64_t gen) override {
-    announced.emplace_back(on, gen);
+  std::vector<Announcement> announcements;
+  kj::Promise<void> announce(const Announcement& a) override {
+    announced.emplace_back(a.devnetEnabled, a.generation);
+    announcements.push_back(a);
     return kj::READY_NOW;
   }
 };
@@ -131,7 +143,7 @@ TEST_CASE("a minted grant is registered with netd before the token is returned, 
   CHECK(g.expiresAtMs == 61000);
   CHECK(out.expiresAtMs == 61000);
   CHECK(capd.activeGrants() == 1);
-  CHECK(audit.has("capd: mint principal=app holder=app scope=tcp://devnet.test:7 expires-ms=61000"));
+  CHECK(audit.has("capd: mint principal=app holder=app grant=g1 scope=tcp://devnet.test:7 expires-ms=61000"));
   auto second = capd.mint(tcpRequest(2000)).wait(io.waitScope);
   CHECK(second.token != out.token);   // fresh randomness per grant.
 }

@@ -140,7 +140,11 @@ struct Rig {
     char t[] = "/tmp/fetchd-real-XXXXXX";
     dir = mkdtemp(t);
     control = netd.controlFor(getuid());   // a live capd session...
-    netd.announce(true, 1);                // ...that turned devnet on
+    Announcement ann;                      // ...that turned devnet on, with this uid a principal
+    ann.devnetEnabled = true;
+    ann.generation = 1;
+    ann.principals.push_back(PrincipalFacts{getuid(), {"net.tcp.connect"}});
+    netd.announce(ann);
     for (const char* host : {"devnet.test"}) {
       GrantRecord g;
       g.token.fill(kTokenByte);

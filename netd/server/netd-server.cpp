@@ -39,6 +39,19 @@ std::string_view refusalName(idl::ConnectRefusal r) {
   return "internal";
 }
 
+kj::Maybe<idl::ConnectRefusal> streamClosedReason(const kj::Exception& e) {
+  std::string_view d(e.getDescription().cStr());
+  auto at = d.find(kStreamClosedPrefix);
+  if (at == std::string_view::npos) return nullptr;
+  d = d.substr(at + kStreamClosedPrefix.size());
+  d = d.substr(0, d.find(' '));
+  for (uint16_t i = 0; i <= static_cast<uint16_t>(idl::ConnectRefusal::TOO_MANY_CONNECTIONS); ++i) {
+    auto r = static_cast<idl::ConnectRefusal>(i);
+    if (refusalName(r) == d) return r;
+  }
+  return nullptr;
+}
+
 namespace {
 
 std::string formatIpv4(uint32_t a) {
@@ -46,18 +59,23 @@ std::string formatIpv4(uint32_t a) {
          std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
 }
 
-// netd has no principals: "net.tcp.connect" is enforced by the grant check inside connect (capd
-// checked the capability when it minted the grant); "principal" is any local uid; "capd" is the
-// configured capd uid.
+// netd's gate decides from the facts capd announced with the policy: "principal" and every
+// capability are answered from that table, asked on every call so an announcement applies to
+// connections already open; "capd" is the configured capd uid. With no live control session
+// there are no facts, and the gate lets NetConnect through only so that connect can refuse with
+// the typed capdUnreachable (it refuses everything in that state).
 class NetdAuthorizer final : public Authorizer {
  public:
-  NetdAuthorizer(uid_t peer, uid_t capdUid) : peer_(peer), capdUid_(capdUid) {}
-  bool isPrincipal() const override { return true; }
+  NetdAuthorizer(Netd& netd, uid_t peer, uid_t capdUid) : netd_(netd), peer_(peer), capdUid_(capdUid) {}
+  bool isPrincipal() const override { return !netd_.capdConnected() || netd_.isPrincipal(peer_); }
   bool isCapd() const override { return peer_ == capdUid_; }
-  bool holds(std::string_view capability) const override { return capability == "net.tcp.connect"; }
+  bool holds(std::string_view capability) const override {
+    return !netd_.capdConnected() || netd_.holds(peer_, capability);
+  }
   std::string who() const override { return "uid:" + std::to_string(peer_); }
 
  private:
+  Netd& netd_;
   uid_t peer_;
   uid_t capdUid_;
 };
@@ -70,7 +88,26 @@ class ControlImpl final : public idl::NetControl::Server {
   kj::Promise<void> announce(AnnounceContext context) override {
     if (!live()) return KJ_EXCEPTION(DISCONNECTED, "a newer capd session replaced this one");
     auto p = context.getParams();
-    netd_.announce(p.getDevnetEnabled(), p.getGeneration());
+    Announcement a;
+    a.devnetEnabled = p.getDevnetEnabled();
+    a.generation = p.getGeneration();
+    for (auto f : p.getPrincipals()) {
+      PrincipalFacts facts;
+      facts.uid = f.getUid();
+      for (auto c : f.getCapabilities()) facts.capabilities.emplace_back(c.cStr());
+      a.principals.push_back(std::move(facts));
+    }
+    if (p.hasLimits()) {
+      // Zero means "netd's default" where zero is not a valid limit; capd's validation keeps every
+      // value in range.
+      auto l = p.getLimits();
+      NetLimits defaults;
+      a.limits.streamsPerPrincipal = l.getStreamsPerPrincipal() ? l.getStreamsPerPrincipal() : defaults.streamsPerPrincipal;
+      a.limits.connectionsPerUid = l.getConnectionsPerUid() ? l.getConnectionsPerUid() : defaults.connectionsPerUid;
+      a.limits.firstCallDeadlineMs = l.getFirstCallDeadlineMs() ? l.getFirstCallDeadlineMs() : defaults.firstCallDeadlineMs;
+      a.limits.maxStreamMs = l.getMaxStreamMs();   // 0 is meaningful: closed as soon as the grant expires.
+    }
+    netd_.announce(std::move(a));
     return kj::READY_NOW;
   }
 
@@ -92,6 +129,7 @@ class ControlImpl final : public idl::NetControl::Server {
     }
     if (!netd_.devnetEnabled()) return KJ_EXCEPTION(FAILED, "grant registered while devnet is off");
     std::copy(token.begin(), token.end(), r.token.begin());
+    r.id = g.getId();
     r.subjectUid = g.getSubjectUid();
     r.holderUid = g.getHolderUid();
     r.scheme = scheme;
@@ -119,13 +157,20 @@ class ControlImpl final : public idl::NetControl::Server {
   kj::Promise<void> revoke(RevokeContext context) override {
     if (!live()) return KJ_EXCEPTION(DISCONNECTED, "a newer capd session replaced this one");
     auto t = context.getParams().getToken();
-    context.getResults().setFound(netd_.grants().revoke(std::span<const uint8_t>(t.begin(), t.size())));
+    bool found = netd_.grants().revoke(std::span<const uint8_t>(t.begin(), t.size()));
+    if (t.size() == kGrantTokenBytes) {
+      GrantToken token;
+      std::copy(t.begin(), t.end(), token.begin());
+      netd_.closeStreams(&token, idl::ConnectRefusal::CAP_REVOKED);
+    }
+    context.getResults().setFound(found);
     return kj::READY_NOW;
   }
 
   kj::Promise<void> revokeAll(RevokeAllContext context) override {
     if (!live()) return KJ_EXCEPTION(DISCONNECTED, "a newer capd session replaced this one");
     size_t n = netd_.grants().revokeAll();
+    netd_.closeStreams(nullptr, idl::ConnectRefusal::CAP_REVOKED);
     audit("netd", "revoke-all", {{"count", std::to_string(n)}, {"by", "capd"}});
     context.getResults().setCount(static_cast<uint32_t>(n));
     return kj::READY_NOW;
@@ -137,72 +182,171 @@ class ControlImpl final : public idl::NetControl::Server {
   uint64_t id_;
 };
 
+kj::Exception streamClosed(idl::ConnectRefusal reason, std::string_view detail) {
+  return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                       kj::str(kStreamClosedPrefix.data(), refusalName(reason).data(), " ", detail.data()));
+}
+kj::Exception streamClosedByHolder() {
+  return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                       kj::str(kStreamClosedPrefix.data(), "closed stream closed by its holder"));
+}
+
+}  // namespace
+
+// One connection's state, shared (refcounted) by the ByteStream and every call queued on it, so
+// no promise holds a raw reference to something a caller can destroy: a call checks, when it
+// runs, that the connection is still there. Closing, revocation and the holder dropping the
+// stream all go through here: the canceler first cancels every operation in flight (they are
+// the only users of the connection), then the connection is released.
+class StreamState final : public kj::Refcounted {
+ public:
+  StreamState(Netd& netd, const GrantRecord& grant, kj::Own<TcpConnection> conn)
+      : token(grant.token), name(grantName(grant)), holder(grant.holderUid), grantExpiresAtMs(grant.expiresAtMs),
+        host(grant.host), netd_(netd), conn_(kj::mv(conn)) {
+    netd_.trackStream(*this);
+  }
+  ~StreamState() noexcept {
+    canceler_.cancel("stream released");
+    conn_ = nullptr;
+    netd_.untrackStream(*this);
+    netd_.releaseStream(holder);
+  }
+
+  // The connection for the next operation, or the typed reason it is gone.
+  kj::Maybe<TcpConnection&> connection() {
+    KJ_IF_MAYBE(c, conn_) { return **c; }
+    return nullptr;
+  }
+  kj::Exception closedError() const {
+    KJ_IF_MAYBE(r, revokedFor_) { return streamClosed(*r, "(netd closed the stream)"); }
+    return streamClosedByHolder();
+  }
+  bool open() const { return conn_ != nullptr; }
+
+  template <typename T>
+  kj::Promise<T> guard(kj::Promise<T> p) { return canceler_.wrap(kj::mv(p)); }
+
+  // Netd takes the stream away: every call in flight and every later call fails with `reason`,
+  // and the connection is reset.
+  void revoke(idl::ConnectRefusal reason) {
+    if (conn_ == nullptr) return;
+    revokedFor_ = reason;
+    canceler_.cancel(streamClosed(reason, "(netd closed the stream)"));
+    conn_ = nullptr;
+  }
+  // The holder's close: pending reads end, FIN after queued writes (done by the caller), then
+  // release.
+  kj::Own<TcpConnection> takeForClose() {
+    KJ_IF_MAYBE(c, conn_) {
+      auto own = kj::mv(*c);
+      conn_ = nullptr;
+      return own;
+    }
+    return kj::Own<TcpConnection>();
+  }
+  void cancelAll(const kj::Exception& why) { canceler_.cancel(why); }
+
+  const GrantToken token;
+  const std::string name;   // the grant's name in audit lines.
+  const uid_t holder;
+  const int64_t grantExpiresAtMs;
+  const std::string host;
+  unsigned queuedReads = 0;
+  unsigned queuedWrites = 0;
+
+ private:
+  Netd& netd_;
+  kj::Maybe<kj::Own<TcpConnection>> conn_;
+  kj::Maybe<idl::ConnectRefusal> revokedFor_;
+  kj::Canceler canceler_;
+};
+
+namespace {
+
 // One connection as a ByteStream. Reads and writes are each serialised (one in flight at a time per
-// direction); the connection closes when the capability is dropped.
+// direction, at most kMaxQueuedCallsPerStream queued); the connection resets when the capability
+// is dropped. Safe in any order: every queued call re-checks the state when it runs.
 class ByteStreamImpl final : public idl::ByteStream::Server {
  public:
-  explicit ByteStreamImpl(kj::Own<TcpConnection> conn) : conn_(kj::mv(conn)) {}
+  explicit ByteStreamImpl(kj::Own<StreamState> state) : state_(kj::mv(state)) {}
 
   kj::Promise<void> read(ReadContext context) override {
     uint32_t max = std::min(context.getParams().getMaxBytes(), kMaxStreamChunk);
     if (max == 0) return KJ_EXCEPTION(FAILED, "read: maxBytes must be at least 1");
-    KJ_IF_MAYBE(c, conn_) {
-      auto& conn = **c;
-      auto op = readChain_.addBranch().then([&conn, max]() { return conn.read(max); })
-                    .then([context](ReadResult r) mutable {
-                      auto results = context.getResults();
-                      results.setData(r.data);
-                      results.setEof(r.eof);
-                    });
-      auto forked = op.fork();
-      readChain_ = forked.addBranch().then([]() {}, [](kj::Exception&&) {}).fork();
-      return forked.addBranch();
+    if (!state_->open() || closing_) return closedError();
+    if (state_->queuedReads >= kMaxQueuedCallsPerStream) {
+      return KJ_EXCEPTION(OVERLOADED, "read: too many reads queued on this stream");
     }
-    return KJ_EXCEPTION(DISCONNECTED, "stream closed");
+    ++state_->queuedReads;
+    auto op = readChain_.addBranch().then([state = kj::addRef(*state_), max]() mutable -> kj::Promise<ReadResult> {
+      KJ_IF_MAYBE(conn, state->connection()) { return state->guard(conn->read(max)); }
+      return state->closedError();
+    }).then([context](ReadResult r) mutable {
+      auto results = context.getResults();
+      results.setData(r.data);
+      results.setEof(r.eof);
+    }).attach(kj::defer([state = kj::addRef(*state_)]() mutable { --state->queuedReads; }));
+    return chain(readChain_, kj::mv(op));
   }
 
   kj::Promise<void> write(WriteContext context) override {
     auto data = context.getParams().getData();
     if (data.size() > kMaxStreamChunk) return KJ_EXCEPTION(FAILED, "write: at most 64 KiB per call");
-    KJ_IF_MAYBE(c, conn_) {
-      auto& conn = **c;
-      auto copy = kj::heapArray<kj::byte>(data);
-      auto op = writeChain_.addBranch().then([&conn, copy = kj::mv(copy)]() mutable {
-        auto p = conn.write(copy);
-        return p.attach(kj::mv(copy));
-      });
-      auto forked = op.fork();
-      writeChain_ = forked.addBranch().then([]() {}, [](kj::Exception&&) {}).fork();
-      return forked.addBranch();
+    if (!state_->open() || closing_) return closedError();
+    if (state_->queuedWrites >= kMaxQueuedCallsPerStream) {
+      return KJ_EXCEPTION(OVERLOADED, "write: too many writes queued on this stream");
     }
-    return KJ_EXCEPTION(DISCONNECTED, "stream closed");
+    ++state_->queuedWrites;
+    auto copy = kj::heapArray<kj::byte>(data);
+    auto op = writeChain_.addBranch().then([state = kj::addRef(*state_), copy = kj::mv(copy)]() mutable -> kj::Promise<void> {
+      KJ_IF_MAYBE(conn, state->connection()) {
+        auto p = conn->write(copy);
+        return state->guard(p.attach(kj::mv(copy)));
+      }
+      return state->closedError();
+    }).attach(kj::defer([state = kj::addRef(*state_)]() mutable { --state->queuedWrites; }));
+    return chain(writeChain_, kj::mv(op));
   }
 
   kj::Promise<void> shutdownWrite(ShutdownWriteContext) override {
-    KJ_IF_MAYBE(c, conn_) {
-      auto& conn = **c;
-      auto op = writeChain_.addBranch().then([&conn]() { return conn.shutdownWrite(); });
-      auto forked = op.fork();
-      writeChain_ = forked.addBranch().then([]() {}, [](kj::Exception&&) {}).fork();
-      return forked.addBranch();
-    }
-    return KJ_EXCEPTION(DISCONNECTED, "stream closed");
+    if (!state_->open() || closing_) return closedError();
+    auto op = writeChain_.addBranch().then([state = kj::addRef(*state_)]() mutable -> kj::Promise<void> {
+      KJ_IF_MAYBE(conn, state->connection()) { return state->guard(conn->shutdownWrite()); }
+      return state->closedError();
+    });
+    return chain(writeChain_, kj::mv(op));
   }
 
   kj::Promise<void> close(CloseContext) override {
-    // A full close: FIN after what is queued, then the connection is released (lwIP finishes the
-    // close handshake). Dropping the capability without close() resets the connection instead.
-    KJ_IF_MAYBE(c, conn_) {
-      auto conn = kj::mv(*c);
-      conn_ = nullptr;
-      auto& ref = *conn;
-      return ref.shutdownWrite().then([]() {}, [](kj::Exception&&) {}).attach(kj::mv(conn));
-    }
-    return kj::READY_NOW;
+    // A full close: reads pending now end (closed), writes queued before the close are sent, then
+    // FIN, then the connection is released (lwIP finishes the close handshake). Every call that
+    // arrives after close() fails with the typed closure. Dropping the capability without close()
+    // resets the connection instead.
+    if (closing_ || !state_->open()) return kj::READY_NOW;
+    closing_ = true;
+    auto op = writeChain_.addBranch().then([state = kj::addRef(*state_)]() mutable -> kj::Promise<void> {
+      KJ_IF_MAYBE(conn, state->connection()) { return state->guard(conn->shutdownWrite()); }
+      return kj::READY_NOW;
+    }).then([]() {}, [](kj::Exception&&) {})
+      .then([state = kj::addRef(*state_)]() mutable {
+        state->cancelAll(streamClosedByHolder());   // reads still waiting for data.
+        auto conn = state->takeForClose();          // released here: nothing in flight uses it.
+      });
+    return chain(writeChain_, kj::mv(op));
   }
 
  private:
-  kj::Maybe<kj::Own<TcpConnection>> conn_;
+  kj::Promise<void> closedError() const { return state_->closedError(); }
+
+  // Queues `op` behind the chain's previous call; a failure ends this call, not the chain.
+  static kj::Promise<void> chain(kj::ForkedPromise<void>& tail, kj::Promise<void> op) {
+    auto forked = op.fork();
+    tail = forked.addBranch().then([]() {}, [](kj::Exception&&) {}).fork();
+    return forked.addBranch();
+  }
+
+  kj::Own<StreamState> state_;
+  bool closing_ = false;
   kj::ForkedPromise<void> readChain_ = kj::Promise<void>(kj::READY_NOW).fork();
   kj::ForkedPromise<void> writeChain_ = kj::Promise<void>(kj::READY_NOW).fork();
 };
@@ -230,6 +374,23 @@ idl::ConnectRefusal toRefusal(ConnectError e) {
   return idl::ConnectRefusal::INTERNAL;
 }
 
+// A holder's stream slot, taken when a connect passes the gate and held by the stream once it
+// exists; released if the connect fails on the way.
+class StreamSlot {
+ public:
+  StreamSlot(Netd& netd, uid_t uid) : netd_(&netd), uid_(uid) {}
+  StreamSlot(StreamSlot&& o) noexcept : netd_(o.netd_), uid_(o.uid_) { o.netd_ = nullptr; }
+  StreamSlot& operator=(StreamSlot&&) = delete;
+  ~StreamSlot() {
+    if (netd_ != nullptr) netd_->releaseStream(uid_);
+  }
+  void handOver() { netd_ = nullptr; }   // the StreamState releases it from now on.
+
+ private:
+  Netd* netd_;
+  uid_t uid_;
+};
+
 class NetConnectImpl final : public idl::NetConnect::Server {
  public:
   NetConnectImpl(Netd& netd, uid_t uid) : netd_(netd), uid_(uid) {}
@@ -240,7 +401,6 @@ class NetConnectImpl final : public idl::NetConnect::Server {
     uint16_t port = p.getPort();
     bool useTls = p.getUseTls();
     std::string serverName = p.getTls().getServerName();
-    if (serverName.empty()) serverName = host;
     auto refuse = [&](idl::ConnectRefusal reason, std::string detail) {
       if (reason == idl::ConnectRefusal::DEVNET_OFF) {
         auditRaw("net: devnet off deny");
@@ -272,6 +432,13 @@ class NetConnectImpl final : public idl::NetConnect::Server {
       return refuse(toRefusal(check.decision), detail);
     }
     GrantRecord grant = *check.grant;   // copy: the registry may change while we connect.
+    // SNI and the name verified are the grant's host: policy (pins, TLS floor) is keyed by it, so
+    // a caller may not name another server.
+    if (!serverName.empty() && serverName != grant.host) {
+      return refuse(idl::ConnectRefusal::OUT_OF_SCOPE,
+                    "tls.serverName \"" + serverName + "\" differs from the grant's host \"" + grant.host + "\"");
+    }
+    serverName = grant.host;
     // 3. the stack.
     if (!netd_.stack().up()) {
       return refuse(idl::ConnectRefusal::NO_OS_STACK, "no OS network stack: " + netd_.stack().detail());
@@ -279,11 +446,18 @@ class NetConnectImpl final : public idl::NetConnect::Server {
     if (useTls && netd_.tls() == nullptr) {
       return refuse(idl::ConnectRefusal::TLS_HANDSHAKE_FAILED, "tls not available in this netd");
     }
+    // 4. the holder's stream cap, counting connects still in progress.
+    if (!netd_.reserveStream(uid_)) {
+      return refuse(idl::ConnectRefusal::TOO_MANY_CONNECTIONS,
+                    "uid " + std::to_string(uid_) + " holds " + std::to_string(netd_.limits().streamsPerPrincipal) +
+                        " streams (network.limits.streamsPerPrincipal)");
+    }
+    StreamSlot slot(netd_, uid_);
     audit("net", "connect allow", {{"uid", std::to_string(uid_)}, {"host", host}, {"port", std::to_string(port)},
                                    {"address", formatIpv4(grant.address)}, {"tls", useTls ? "yes" : "no"}});
     return netd_.stack()
         .connect(grant.address, port, grant.connectTimeoutMs)
-        .then([this, context, grant, host, port, useTls, serverName](
+        .then([this, context, grant, host, port, useTls, serverName, slot = kj::mv(slot)](
                   Result<kj::Own<TcpConnection>, ConnectError> r) mutable -> kj::Promise<void> {
           if (!r.ok()) {
             auto reason = toRefusal(r.code());
@@ -297,13 +471,15 @@ class NetConnectImpl final : public idl::NetConnect::Server {
           auto conn = kj::mv(r).value();
           uint16_t localPort = conn->localPort();
           if (!useTls) {
+            if (!stillAllowed(context, grant, host)) return kj::READY_NOW;
             auto c = context.getResults().initResult().initConnected();
             fillInfo(c.initInfo(), grant, localPort);
-            c.setStream(kj::heap<ByteStreamImpl>(kj::mv(conn)));
+            c.setStream(newStream(grant, kj::mv(conn), slot));
             return kj::READY_NOW;
           }
           return netd_.tls()->wrap(kj::mv(conn), grant, serverName)
-              .then([this, context, grant, host, localPort](std::variant<TlsSession, TlsFailure> t) mutable {
+              .then([this, context, grant, host, localPort, slot = kj::mv(slot)](
+                        std::variant<TlsSession, TlsFailure> t) mutable {
                 if (auto* f = std::get_if<TlsFailure>(&t)) {
                   audit("net", "tls deny", {{"reason", refusalName(f->reason)}, {"uid", std::to_string(uid_)},
                                             {"host", host}, {"detail", f->detail}});
@@ -312,6 +488,7 @@ class NetConnectImpl final : public idl::NetConnect::Server {
                   refused.setDetail(f->detail);
                   return;
                 }
+                if (!stillAllowed(context, grant, host)) return;
                 auto& s = std::get<TlsSession>(t);
                 auto c = context.getResults().initResult().initConnected();
                 auto info = c.initInfo();
@@ -319,7 +496,7 @@ class NetConnectImpl final : public idl::NetConnect::Server {
                 info.setTlsVersion(s.version);
                 info.setCipherSuite(s.cipherSuite);
                 info.setLeafSha256(kj::arrayPtr(s.leafSha256.data(), s.leafSha256.size()));
-                c.setStream(kj::heap<ByteStreamImpl>(kj::mv(s.connection)));
+                c.setStream(newStream(grant, kj::mv(s.connection), slot));
               });
         });
   }
@@ -334,6 +511,34 @@ class NetConnectImpl final : public idl::NetConnect::Server {
   }
 
  private:
+  // Authority can be taken away while a connect or handshake is in progress: the stream is handed
+  // out only if devnet is still on and the grant still registered (else the connection is dropped
+  // and the refusal says why).
+  template <typename Context>
+  bool stillAllowed(Context& context, const GrantRecord& grant, const std::string& host) {
+    idl::ConnectRefusal reason = idl::ConnectRefusal::INTERNAL;
+    if (!netd_.capdConnected()) {
+      reason = idl::ConnectRefusal::CAPD_UNREACHABLE;
+    } else if (!netd_.devnetEnabled()) {
+      reason = idl::ConnectRefusal::DEVNET_OFF;
+    } else if (netd_.grants().find(grant.token) == nullptr) {
+      reason = idl::ConnectRefusal::CAP_REVOKED;
+    } else {
+      return true;
+    }
+    audit("net", "connect deny", {{"reason", refusalName(reason)}, {"uid", std::to_string(uid_)}, {"host", host},
+                                  {"detail", "authority withdrawn while connecting"}});
+    auto refused = context.getResults().initResult().initRefused();
+    refused.setReason(reason);
+    refused.setDetail("authority withdrawn while connecting");
+    return false;
+  }
+
+  idl::ByteStream::Client newStream(const GrantRecord& grant, kj::Own<TcpConnection> conn, StreamSlot& slot) {
+    slot.handOver();
+    return kj::heap<ByteStreamImpl>(kj::refcounted<StreamState>(netd_, grant, kj::mv(conn)));
+  }
+
   static void fillInfo(idl::ConnectionInfo::Builder info, const GrantRecord& g, uint16_t localPort) {
     info.setRemoteAddress(formatIpv4(g.address));
     info.setRemotePort(g.port);
@@ -357,17 +562,24 @@ kj::Maybe<capnp::Capability::Client> Netd::controlFor(uid_t peer) {
   }
   uint64_t id = nextSession_++;
   return capnp::Capability::Client(gated<idl::NetControl>(kj::heap<ControlImpl>(*this, id),
-                                                          kj::heap<NetdAuthorizer>(peer, capdUid_), "netd"));
+                                                          kj::heap<NetdAuthorizer>(*this, peer, capdUid_), "netd"));
 }
 
 idl::NetConnect::Client Netd::netConnectFor(uid_t peer) {
-  return gated<idl::NetConnect>(kj::heap<NetConnectImpl>(*this, peer), kj::heap<NetdAuthorizer>(peer, capdUid_), "netd");
+  return gated<idl::NetConnect>(kj::heap<NetConnectImpl>(*this, peer), kj::heap<NetdAuthorizer>(*this, peer, capdUid_),
+                                "netd");
+}
+
+bool Netd::holds(uid_t uid, std::string_view capability) const {
+  auto it = principals_.find(uid);
+  return it != principals_.end() && it->second.count(capability) != 0;
 }
 
 void Netd::sessionOpened(uint64_t id) {
   if (capdSession_ != 0) {
     // capd restarted: its new session replaces the old; the old one's grants are forgotten.
     grants_.revokeAll();
+    closeStreams(nullptr, idl::ConnectRefusal::CAPD_UNREACHABLE);
     devnet_ = false;
   }
   capdSession_ = id;
@@ -379,16 +591,86 @@ void Netd::sessionClosed(uint64_t id) {
   capdSession_ = 0;
   devnet_ = false;
   size_t n = grants_.revokeAll();
-  audit("netd", "capd-disconnected", {{"revoked", std::to_string(n)}, {"state", "deny-all"}});
+  size_t closed = closeStreams(nullptr, idl::ConnectRefusal::CAPD_UNREACHABLE);
+  audit("netd", "capd-disconnected", {{"revoked", std::to_string(n)}, {"state", "deny-all"},
+                                      {"streams-closed", std::to_string(closed)}});
 }
 
-void Netd::announce(bool devnet, uint64_t generation) {
+void Netd::announce(Announcement a) {
   bool was = devnet_;
-  devnet_ = devnet;
-  generation_ = generation;
-  size_t revoked = devnet ? 0 : grants_.revokeAll();
-  audit("netd", "devnet", {{"state", devnet ? "on" : "off"}, {"generation", std::to_string(generation)},
-                           {"was", was ? "on" : "off"}, {"revoked", std::to_string(revoked)}});
+  devnet_ = a.devnetEnabled;
+  generation_ = a.generation;
+  announced_ = true;
+  principals_.clear();
+  for (auto& p : a.principals) {
+    auto& caps = principals_[p.uid];
+    for (auto& c : p.capabilities) caps.insert(std::move(c));
+  }
+  limits_ = a.limits;
+  if (limitsObserver_) limitsObserver_(limits_);
+  size_t revoked = devnet_ ? 0 : grants_.revokeAll();
+  size_t closed = devnet_ ? 0 : closeStreams(nullptr, idl::ConnectRefusal::DEVNET_OFF);
+  audit("netd", "devnet", {{"state", devnet_ ? "on" : "off"}, {"generation", std::to_string(generation_)},
+                           {"was", was ? "on" : "off"}, {"revoked", std::to_string(revoked)},
+                           {"streams-closed", std::to_string(closed)}});
+}
+
+size_t Netd::streamsOf(uid_t uid) const {
+  auto it = streamsPerUid_.find(uid);
+  return it == streamsPerUid_.end() ? 0 : it->second;
+}
+
+bool Netd::reserveStream(uid_t uid) {
+  size_t& n = streamsPerUid_[uid];
+  if (n >= limits_.streamsPerPrincipal) {
+    if (n == 0) streamsPerUid_.erase(uid);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void Netd::releaseStream(uid_t uid) {
+  auto it = streamsPerUid_.find(uid);
+  if (it != streamsPerUid_.end() && --it->second == 0) streamsPerUid_.erase(it);
+}
+
+void Netd::trackStream(StreamState& s) { streams_.insert(&s); }
+void Netd::untrackStream(StreamState& s) { streams_.erase(&s); }
+
+size_t Netd::closeStreams(const GrantToken* token, idl::ConnectRefusal reason) {
+  std::vector<StreamState*> victims;
+  for (StreamState* s : streams_) {
+    if (s->open() && (token == nullptr || s->token == *token)) victims.push_back(s);
+  }
+  for (StreamState* s : victims) {
+    audit("net", "stream closed", {{"reason", refusalName(reason)}, {"grant", s->name},
+                                   {"uid", std::to_string(s->holder)}, {"host", s->host}});
+    s->revoke(reason);
+  }
+  return victims.size();
+}
+
+void Netd::sweep() {
+  grants_.sweep();
+  const int64_t now = clock_.nowMs();
+  std::vector<StreamState*> victims;
+  for (StreamState* s : streams_) {
+    if (s->open() && now >= s->grantExpiresAtMs + static_cast<int64_t>(limits_.maxStreamMs)) victims.push_back(s);
+  }
+  for (StreamState* s : victims) {
+    audit("net", "stream closed", {{"reason", refusalName(idl::ConnectRefusal::CAP_EXPIRED)},
+                                   {"grant", s->name}, {"uid", std::to_string(s->holder)},
+                                   {"host", s->host}, {"detail", "grants.maxStreamMs"}});
+    s->revoke(idl::ConnectRefusal::CAP_EXPIRED);
+  }
+}
+
+kj::Promise<void> Netd::housekeeping(kj::Duration interval) {
+  return timer_.afterDelay(interval).then([this, interval]() {
+    sweep();
+    return housekeeping(interval);
+  });
 }
 
 }  // namespace capnet

@@ -4,7 +4,11 @@
 
 #include <sys/types.h>
 
+#include <functional>
+#include <map>
+#include <set>
 #include <string>
+#include <vector>
 
 #include <kj/timer.h>
 
@@ -18,6 +22,18 @@
 namespace capnet {
 
 inline constexpr uint32_t kMaxStreamChunk = 64 * 1024;
+// Calls a holder may have queued on one stream, per direction; more fail at once (OVERLOADED).
+// With the chunk size and the per-principal stream cap this bounds what netd holds for a client.
+inline constexpr unsigned kMaxQueuedCallsPerStream = 8;
+
+// A ByteStream call on a stream netd has closed fails with a DISCONNECTED exception whose
+// description starts with this prefix and then names the reason: "capnet.stream-closed
+// reason=devnet-off ..." (a ConnectRefusal name, or "closed" when the holder closed it).
+inline constexpr std::string_view kStreamClosedPrefix = "capnet.stream-closed reason=";
+// The ConnectRefusal a ByteStream failure carries, if it is one of netd's typed closures.
+kj::Maybe<idl::ConnectRefusal> streamClosedReason(const kj::Exception& e);
+
+class StreamState;
 
 class Netd {
  public:
@@ -31,6 +47,13 @@ class Netd {
 
   bool capdConnected() const { return capdSession_ != 0; }
   bool devnetEnabled() const { return devnet_; }
+  const NetLimits& limits() const { return limits_; }
+  // Facts announced by capd: whether `uid` is a principal and what it holds.
+  bool isPrincipal(uid_t uid) const { return principals_.count(uid) != 0; }
+  bool holds(uid_t uid, std::string_view capability) const;
+  // Whether netd's app socket serves `uid` at all: before capd's first announcement everyone
+  // (every connect is then refused as capd-unreachable), afterwards only principals.
+  bool servesApp(uid_t uid) const { return !announced_ || isPrincipal(uid); }
   GrantRegistry& grants() { return grants_; }
   TcpStack& stack() { return stack_; }
   TlsWrapper* tls() { return tls_; }
@@ -41,7 +64,24 @@ class Netd {
   void sessionOpened(uint64_t id);
   void sessionClosed(uint64_t id);
   bool isLiveSession(uint64_t id) const { return id == capdSession_; }
-  void announce(bool devnet, uint64_t generation);
+  void announce(Announcement a);
+  // Told of every announcement's limits: netd's app socket takes its per-peer caps from them.
+  void setLimitsObserver(std::function<void(const NetLimits&)> observer) { limitsObserver_ = std::move(observer); }
+
+  // Streams, each tied to the grant it was opened under (so taking the grant away ends them)
+  // and counted against its holder's cap from the moment its connect starts.
+  size_t liveStreams() const { return streams_.size(); }
+  size_t streamsOf(uid_t uid) const;
+  bool reserveStream(uid_t uid);   // false: the holder is at streamsPerPrincipal.
+  void releaseStream(uid_t uid);
+  void trackStream(StreamState& s);
+  void untrackStream(StreamState& s);
+  // Closes the streams opened under `token` (all when null) with `reason`: one audit line each.
+  size_t closeStreams(const GrantToken* token, idl::ConnectRefusal reason);
+  // Drops expired grants and closes streams whose grant expired more than maxStreamMs ago.
+  void sweep();
+  // Runs sweep() every `interval` until destroyed.
+  kj::Promise<void> housekeeping(kj::Duration interval = 1 * kj::SECONDS);
 
  private:
   const Clock& clock_;
@@ -51,7 +91,13 @@ class Netd {
   TlsWrapper* tls_;
   GrantRegistry grants_;
   bool devnet_ = false;
+  bool announced_ = false;
   uint64_t generation_ = 0;
+  std::map<uid_t, std::set<std::string, std::less<>>> principals_;
+  NetLimits limits_;
+  std::set<StreamState*> streams_;
+  std::map<uid_t, size_t> streamsPerUid_;
+  std::function<void(const NetLimits&)> limitsObserver_;
   uint64_t capdSession_ = 0;   // 0: no live control session.
   uint64_t nextSession_ = 1;
 };

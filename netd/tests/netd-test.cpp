@@ -73,6 +73,15 @@ struct TempDir {
   ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
 };
 
+// What capd announces in these tests: devnet, and this process's uid as a principal that may connect.
+Announcement ann(bool devnet, uint64_t generation) {
+  Announcement a;
+  a.devnetEnabled = devnet;
+  a.generation = generation;
+  a.principals.push_back(PrincipalFacts{getuid(), {"net.tcp.connect"}});
+  return a;
+}
+
 GrantRecord grant(uint8_t seed, uid_t holder, std::string scheme = "tcp", int64_t expires = 60000) {
   GrantRecord g;
   g.token.fill(seed);
@@ -107,7 +116,7 @@ struct Rig {
   // Connects capd's side and announces devnet.
   void connectCapd(bool devnet) {
     link = kj::heap<UnixNetdLink>(*io.provider, io.provider->getTimer(), dir.path + "/control.sock",
-                                  [this, devnet]() { return link->announce(devnet, 1); });
+                                  [this, devnet]() { return link->announce(ann(devnet, 1)); });
     linking = link->run().eagerlyEvaluate(nullptr);
     settle();
   }
@@ -285,7 +294,7 @@ TEST_CASE("with no OS stack a granted connect is refused as no-os-stack") {
   Captured audit;
   auto session = netd.controlFor(getuid());
   REQUIRE(session != nullptr);
-  netd.announce(true, 1);
+  netd.announce(ann(true, 1));
   auto g = grant(1, getuid());
   netd.grants().add(g);
   auto req = netd.netConnectFor(getuid()).connectRequest();
@@ -324,9 +333,9 @@ TEST_CASE("devnet announced off revokes every grant at once") {
   rig.connectCapd(true);
   rig.registerGrant(grant(1, getuid()));
   rig.registerGrant(grant(2, getuid()));
-  rig.link->announce(false, 2).wait(rig.io.waitScope);
+  rig.link->announce(ann(false, 2)).wait(rig.io.waitScope);
   CHECK(rig.netd.grants().size() == 0);
-  CHECK(audit.has("netd: devnet state=off generation=2 was=on revoked=2"));
+  CHECK(audit.has("netd: devnet state=off generation=2 was=on revoked=2 streams-closed=0"));
 }
 
 TEST_CASE("the control socket refuses any uid but capd's") {
