@@ -202,17 +202,16 @@ class StreamState final : public kj::Refcounted {
  public:
   StreamState(Netd& netd, const GrantRecord& grant, kj::Own<TcpConnection> conn)
       : token(grant.token), name(grantName(grant)), holder(grant.holderUid), grantExpiresAtMs(grant.expiresAtMs),
-        host(grant.host), netd_(netd), conn_(kj::mv(conn)) {
-    netd_.trackStream(*this);
+        host(grant.host), netd_(&netd), conn_(kj::mv(conn)) {
+    netd_->trackStream(*this);
   }
   ~StreamState() noexcept {
     canceler_.cancel("stream released");
-    conn_ = nullptr;
-    netd_.untrackStream(*this);
-    netd_.releaseStream(holder);
+    release();
+    if (netd_ != nullptr) netd_->untrackStream(*this);
   }
 
-  // The connection for the next operation, or the typed reason it is gone.
+  // The connection for the next operation, or null once it is gone.
   kj::Maybe<TcpConnection&> connection() {
     KJ_IF_MAYBE(c, conn_) { return **c; }
     return nullptr;
@@ -232,19 +231,19 @@ class StreamState final : public kj::Refcounted {
     if (conn_ == nullptr) return;
     revokedFor_ = reason;
     canceler_.cancel(streamClosed(reason, "(netd closed the stream)"));
-    conn_ = nullptr;
+    release();
   }
-  // The holder's close: pending reads end, FIN after queued writes (done by the caller), then
-  // release.
-  kj::Own<TcpConnection> takeForClose() {
-    KJ_IF_MAYBE(c, conn_) {
-      auto own = kj::mv(*c);
-      conn_ = nullptr;
-      return own;
-    }
-    return kj::Own<TcpConnection>();
+  // The holder's close: cancels what still waits (reads), then releases the connection.
+  void closeByHolder() {
+    canceler_.cancel(streamClosedByHolder());
+    release();
   }
-  void cancelAll(const kj::Exception& why) { canceler_.cancel(why); }
+  // Netd is going away first (shutdown, tests): forget it, drop the connection.
+  void detach() {
+    canceler_.cancel(streamClosed(idl::ConnectRefusal::INTERNAL, "(netd stopped)"));
+    release();
+    netd_ = nullptr;
+  }
 
   const GrantToken token;
   const std::string name;   // the grant's name in audit lines.
@@ -255,9 +254,18 @@ class StreamState final : public kj::Refcounted {
   unsigned queuedWrites = 0;
 
  private:
-  Netd& netd_;
+  // Releases the connection (nothing in flight uses it: the canceler ran first) and the
+  // holder's stream slot, once.
+  void release() {
+    conn_ = nullptr;
+    if (!slotReleased_ && netd_ != nullptr) netd_->releaseStream(holder);
+    slotReleased_ = true;
+  }
+
+  Netd* netd_;
   kj::Maybe<kj::Own<TcpConnection>> conn_;
   kj::Maybe<idl::ConnectRefusal> revokedFor_;
+  bool slotReleased_ = false;
   kj::Canceler canceler_;
 };
 
@@ -274,6 +282,7 @@ class ByteStreamImpl final : public idl::ByteStream::Server {
     uint32_t max = std::min(context.getParams().getMaxBytes(), kMaxStreamChunk);
     if (max == 0) return KJ_EXCEPTION(FAILED, "read: maxBytes must be at least 1");
     if (!state_->open() || closing_) return closedError();
+    context.allowCancellation();   // a read the holder gave up on must not pin the stream.
     if (state_->queuedReads >= kMaxQueuedCallsPerStream) {
       return KJ_EXCEPTION(OVERLOADED, "read: too many reads queued on this stream");
     }
@@ -293,6 +302,7 @@ class ByteStreamImpl final : public idl::ByteStream::Server {
     auto data = context.getParams().getData();
     if (data.size() > kMaxStreamChunk) return KJ_EXCEPTION(FAILED, "write: at most 64 KiB per call");
     if (!state_->open() || closing_) return closedError();
+    context.allowCancellation();
     if (state_->queuedWrites >= kMaxQueuedCallsPerStream) {
       return KJ_EXCEPTION(OVERLOADED, "write: too many writes queued on this stream");
     }
@@ -328,10 +338,7 @@ class ByteStreamImpl final : public idl::ByteStream::Server {
       KJ_IF_MAYBE(conn, state->connection()) { return state->guard(conn->shutdownWrite()); }
       return kj::READY_NOW;
     }).then([]() {}, [](kj::Exception&&) {})
-      .then([state = kj::addRef(*state_)]() mutable {
-        state->cancelAll(streamClosedByHolder());   // reads still waiting for data.
-        auto conn = state->takeForClose();          // released here: nothing in flight uses it.
-      });
+      .then([state = kj::addRef(*state_)]() mutable { state->closeByHolder(); });
     return chain(writeChain_, kj::mv(op));
   }
 
@@ -554,6 +561,17 @@ class NetConnectImpl final : public idl::NetConnect::Server {
 
 Netd::Netd(const Clock& clock, kj::Timer& timer, TcpStack& stack, uid_t capdUid, TlsWrapper* tls)
     : clock_(clock), timer_(timer), stack_(stack), capdUid_(capdUid), tls_(tls), grants_(clock) {}
+
+Netd::~Netd() noexcept {
+  // Calls in flight may outlive netd (they belong to the event loop): cut them loose first.
+  std::vector<StreamState*> all(streams_.begin(), streams_.end());
+  streams_.clear();
+  for (StreamState* s : all) s->detach();
+}
+
+size_t Netd::liveStreams() const {
+  return static_cast<size_t>(std::count_if(streams_.begin(), streams_.end(), [](StreamState* s) { return s->open(); }));
+}
 
 kj::Maybe<capnp::Capability::Client> Netd::controlFor(uid_t peer) {
   if (peer != capdUid_) {

@@ -38,6 +38,7 @@ class StreamState;
 class Netd {
  public:
   Netd(const Clock& clock, kj::Timer& timer, TcpStack& stack, uid_t capdUid, TlsWrapper* tls = nullptr);
+  ~Netd() noexcept;
 
   // The control channel. Only capd's uid gets one (anyone else: nullptr, connection refused).
   // A newer session replaces an older one; when the live session ends, netd forgets every grant.
@@ -70,7 +71,7 @@ class Netd {
 
   // Streams, each tied to the grant it was opened under (so taking the grant away ends them)
   // and counted against its holder's cap from the moment its connect starts.
-  size_t liveStreams() const { return streams_.size(); }
+  size_t liveStreams() const;   // streams that can still carry bytes.
   size_t streamsOf(uid_t uid) const;
   bool reserveStream(uid_t uid);   // false: the holder is at streamsPerPrincipal.
   void releaseStream(uid_t uid);

@@ -22,7 +22,17 @@ namespace {
 // A stack whose peer is an in-memory echo server (or refuses, or never answers).
 class FakeStack final : public TcpStack {
  public:
-  enum Mode { kEcho, kRefuse, kTimeout } mode = kEcho;
+  enum Mode { kEcho, kRefuse, kTimeout, kHold } mode = kEcho;
+  // kHold: connects wait here until the test resolves them (a slow SYN-ACK).
+  std::vector<kj::Own<kj::PromiseFulfiller<Result<kj::Own<TcpConnection>, ConnectError>>>> held;
+  void releaseHeld() {
+    for (auto& f : held) {
+      auto [client, server] = newMemoryConnectionPair(4096);
+      tasks.add(echo(kj::mv(server)));
+      f->fulfill(Result<kj::Own<TcpConnection>, ConnectError>(kj::Own<TcpConnection>(kj::mv(client))));
+    }
+    held.clear();
+  }
   std::vector<std::pair<uint32_t, uint16_t>> connects;
   struct Ignore : kj::TaskSet::ErrorHandler {
     void taskFailed(kj::Exception&&) override {}
@@ -36,6 +46,11 @@ class FakeStack final : public TcpStack {
     connects.emplace_back(a, port);
     if (mode == kRefuse) return Result<kj::Own<TcpConnection>, ConnectError>(fail(ConnectError::kRefused, "RST"));
     if (mode == kTimeout) return Result<kj::Own<TcpConnection>, ConnectError>(fail(ConnectError::kTimeout, "no SYN-ACK"));
+    if (mode == kHold) {
+      auto paf = kj::newPromiseAndFulfiller<Result<kj::Own<TcpConnection>, ConnectError>>();
+      held.push_back(kj::mv(paf.fulfiller));
+      return kj::mv(paf.promise);
+    }
     auto [client, server] = newMemoryConnectionPair(4096);
     tasks.add(echo(kj::mv(server)));
     return Result<kj::Own<TcpConnection>, ConnectError>(kj::Own<TcpConnection>(kj::mv(client)));
@@ -357,4 +372,339 @@ TEST_CASE("malformed grants from the control channel are refused, not stored") {
   g = grant(1, getuid(), "gopher");
   CHECK_FALSE(rig.link->registerGrant(g).wait(rig.io.waitScope));
   CHECK(rig.netd.grants().size() == 0);
+}
+
+// ---- Hostile holders and revocation ---------------------------------------------------------------
+
+namespace {
+
+// The typed closure a ByteStream call failed with, or INTERNAL when it did not fail that way.
+template <typename P>
+std::string closure(P&& promise, kj::WaitScope& ws) {
+  std::string out = "ok";
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { promise.wait(ws); })) {
+    std::string d = e->getDescription().cStr();
+    auto at = d.find(kStreamClosedPrefix);
+    out = at == std::string::npos ? "error: " + d : d.substr(at + kStreamClosedPrefix.size()).substr(0, d.substr(at + kStreamClosedPrefix.size()).find(' '));
+  }
+  return out;
+}
+
+idl::ByteStream::Client open(Rig& rig, const GrantRecord& g) {
+  auto o = rig.connect(g.holderUid, tok(g));
+  REQUIRE(o.connected);
+  KJ_IF_MAYBE(s, o.stream) { return *s; }
+  FAIL("no stream");
+  return idl::ByteStream::Client(nullptr);
+}
+
+}  // namespace
+
+TEST_CASE("read, read, close pipelined on one stream is safe, and calls behind close fail with the typed closure") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  auto s = open(rig, g);
+  // One batch, nothing awaited in between: the calls queue behind each other inside netd.
+  auto r1 = s.readRequest();
+  r1.setMaxBytes(100);
+  auto read1 = r1.send();
+  auto r2 = s.readRequest();
+  r2.setMaxBytes(100);
+  auto read2 = r2.send();
+  auto closing = s.closeRequest().send();
+  auto w = s.writeRequest();
+  w.setData(kj::StringPtr("late").asBytes());
+  auto lateWrite = w.send();
+  auto lateShutdown = s.shutdownWriteRequest().send();
+  auto r3 = s.readRequest();
+  r3.setMaxBytes(100);
+  auto lateRead = r3.send();
+  closing.wait(rig.io.waitScope);
+  // The reads queued before close end (EOF from the echo's FIN, or closed); never a crash.
+  auto first = closure(kj::mv(read1), rig.io.waitScope);
+  CHECK((first == "ok" || first == "closed"));
+  auto second = closure(kj::mv(read2), rig.io.waitScope);
+  CHECK((second == "ok" || second == "closed"));
+  CHECK(closure(kj::mv(lateWrite), rig.io.waitScope) == "closed");
+  CHECK(closure(kj::mv(lateShutdown), rig.io.waitScope) == "closed");
+  CHECK(closure(kj::mv(lateRead), rig.io.waitScope) == "closed");
+  // A second close is harmless.
+  s.closeRequest().send().wait(rig.io.waitScope);
+  rig.settle();
+  CHECK(rig.netd.liveStreams() == 0);
+  CHECK(rig.netd.streamsOf(getuid()) == 0);
+}
+
+TEST_CASE("write and shutdownWrite pipelined with close in every order never touch a released connection") {
+  Rig rig;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  for (int order = 0; order < 6; ++order) {
+    auto s = open(rig, g);
+    kj::Vector<kj::Promise<void>> calls;
+    auto write = [&]() {
+      auto w = s.writeRequest();
+      w.setData(kj::StringPtr("bytes").asBytes());
+      calls.add(w.send().ignoreResult());
+    };
+    auto shut = [&]() { calls.add(s.shutdownWriteRequest().send().ignoreResult()); };
+    auto close = [&]() { calls.add(s.closeRequest().send().ignoreResult()); };
+    auto read = [&]() {
+      auto r = s.readRequest();
+      r.setMaxBytes(10);
+      calls.add(r.send().ignoreResult());
+    };
+    std::vector<std::function<void()>> ops = {write, shut, close, read};
+    std::rotate(ops.begin(), ops.begin() + order % 4, ops.end());
+    if (order >= 4) std::reverse(ops.begin(), ops.end());
+    for (auto& op : ops) op();
+    for (auto& c : calls) kj::runCatchingExceptions([&]() { c.wait(rig.io.waitScope); });
+    s = nullptr;   // drop with whatever is left.
+    rig.settle();
+  }
+  CHECK(rig.netd.liveStreams() == 0);
+  CHECK(rig.netd.streamsOf(getuid()) == 0);
+}
+
+TEST_CASE("dropping a stream with reads in flight resets it and frees its slot") {
+  Rig rig;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  {
+    auto s = open(rig, g);
+    auto r = s.readRequest();
+    r.setMaxBytes(10);
+    auto pending = r.send();
+    s = nullptr;
+    rig.settle();
+    CHECK(rig.netd.liveStreams() == 1);   // the call in flight still holds it...
+  }                                       // ...until the caller cancels it.
+  rig.settle();
+  CHECK(rig.netd.liveStreams() == 0);
+  CHECK(rig.netd.streamsOf(getuid()) == 0);
+}
+
+TEST_CASE("a holder that pipelines reads without limit is refused past the per-stream queue, not buffered") {
+  Rig rig;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  auto s = open(rig, g);
+  kj::Vector<kj::Promise<capnp::Response<idl::ByteStream::ReadResults>>> reads;
+  for (int i = 0; i < 64; ++i) {
+    auto r = s.readRequest();
+    r.setMaxBytes(1000);
+    reads.add(r.send());
+  }
+  rig.settle();
+  int overloaded = 0;
+  for (auto& r : reads) {
+    if (r.poll(rig.io.waitScope)) {
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { r.wait(rig.io.waitScope); })) {
+        overloaded += e->getType() == kj::Exception::Type::OVERLOADED;
+      }
+    }
+  }
+  CHECK(overloaded == 64 - static_cast<int>(kMaxQueuedCallsPerStream));
+}
+
+TEST_CASE("devnet turned off closes every open stream at once: pending and later calls fail with devnet-off") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  auto s = open(rig, g);
+  auto r = s.readRequest();
+  r.setMaxBytes(10);
+  auto pending = r.send();
+  rig.settle();
+  rig.link->announce(ann(false, 2)).wait(rig.io.waitScope);
+  CHECK(closure(kj::mv(pending), rig.io.waitScope) == "devnet-off");
+  auto w = s.writeRequest();
+  w.setData(kj::StringPtr("tunnel").asBytes());
+  auto failed = w.send();
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { failed.wait(rig.io.waitScope); })) {
+    KJ_IF_MAYBE(reason, streamClosedReason(*e)) {
+      CHECK(*reason == idl::ConnectRefusal::DEVNET_OFF);
+    } else {
+      FAIL("untyped failure: " << e->getDescription().cStr());
+    }
+  } else {
+    FAIL("a write after devnet off succeeded");
+  }
+  CHECK(audit.has("net: stream closed reason=devnet-off grant=g0 uid=" + std::to_string(getuid())));
+  CHECK(audit.has("netd: devnet state=off generation=2 was=on revoked=1 streams-closed=1"));
+  CHECK(rig.netd.liveStreams() == 0);
+}
+
+TEST_CASE("an explicit revoke closes the streams of that grant only, with cap-revoked") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto a = grant(1, getuid());
+  a.id = 7;
+  auto b = grant(2, getuid());
+  b.id = 8;
+  rig.registerGrant(a);
+  rig.registerGrant(b);
+  auto sa = open(rig, a);
+  auto sb = open(rig, b);
+  rig.link->revoke(a.token).wait(rig.io.waitScope);
+  auto ra = sa.readRequest();
+  ra.setMaxBytes(1);
+  CHECK(closure(ra.send(), rig.io.waitScope) == "revoked");
+  auto wb = sb.writeRequest();
+  wb.setData(kj::StringPtr("x").asBytes());
+  CHECK(closure(wb.send(), rig.io.waitScope) == "ok");
+  CHECK(audit.has("net: stream closed reason=revoked grant=g7"));
+  CHECK_FALSE(audit.has("net: stream closed reason=revoked grant=g8"));
+}
+
+TEST_CASE("losing capd's control session closes every stream with capd-unreachable") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  auto s = open(rig, g);
+  rig.linking = nullptr;
+  rig.link = nullptr;
+  rig.settle();
+  auto r = s.readRequest();
+  r.setMaxBytes(1);
+  CHECK(closure(r.send(), rig.io.waitScope) == "capd-unreachable");
+  CHECK(audit.has("net: stream closed reason=capd-unreachable grant=g0"));
+}
+
+TEST_CASE("no stream lives forever: past its grant's expiry plus grants.maxStreamMs it is closed as expired") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto a = ann(true, 2);
+  a.limits.maxStreamMs = 5000;
+  rig.link->announce(a).wait(rig.io.waitScope);
+  auto g = grant(1, getuid(), "tcp", 10000);
+  rig.registerGrant(g);
+  auto s = open(rig, g);
+  rig.clock.set(14999);
+  rig.netd.sweep();
+  CHECK(rig.netd.liveStreams() == 1);
+  CHECK(rig.netd.grants().size() == 0);   // the grant itself is swept at expiry.
+  rig.clock.set(15000);
+  rig.netd.sweep();
+  auto r = s.readRequest();
+  r.setMaxBytes(1);
+  CHECK(closure(r.send(), rig.io.waitScope) == "expired");
+  CHECK(audit.has("net: stream closed reason=expired grant=g0"));
+}
+
+TEST_CASE("a holder's streams are capped, counting connects still in progress") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto a = ann(true, 2);
+  a.limits.streamsPerPrincipal = 2;
+  rig.link->announce(a).wait(rig.io.waitScope);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  rig.stack.mode = FakeStack::kHold;
+  auto client = rig.netd.netConnectFor(getuid());
+  auto connectReq = [&]() {
+    auto req = client.connectRequest();
+    req.setGrant(tok(g));
+    req.setHost("devnet.test");
+    req.setPort(7);
+    return req.send();
+  };
+  auto c1 = connectReq();
+  auto c2 = connectReq();
+  rig.settle();
+  CHECK(rig.stack.held.size() == 2);
+  auto third = rig.connect(getuid(), tok(g));
+  CHECK(third.reason == idl::ConnectRefusal::TOO_MANY_CONNECTIONS);
+  CHECK(audit.has("net: connect deny reason=too-many-connections uid=" + std::to_string(getuid())));
+  rig.stack.releaseHeld();
+  auto c1resp = c1.wait(rig.io.waitScope);
+  auto s1 = c1resp.getResult().getConnected().getStream();
+  c2.wait(rig.io.waitScope);
+  // Closing one frees its slot for a new connect.
+  rig.stack.mode = FakeStack::kEcho;
+  s1.closeRequest().send().wait(rig.io.waitScope);
+  s1 = nullptr;
+  rig.settle();
+  CHECK(rig.connect(getuid(), tok(g)).connected);
+}
+
+TEST_CASE("a grant revoked while its connect is in progress yields no stream") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  rig.stack.mode = FakeStack::kHold;
+  auto req = rig.netd.netConnectFor(getuid()).connectRequest();
+  req.setGrant(tok(g));
+  req.setHost("devnet.test");
+  req.setPort(7);
+  auto pending = req.send();
+  rig.settle();
+  rig.link->revoke(g.token).wait(rig.io.waitScope);
+  rig.stack.releaseHeld();
+  auto resp = pending.wait(rig.io.waitScope);
+  auto r = resp.getResult();
+  REQUIRE(r.isRefused());
+  CHECK(r.getRefused().getReason() == idl::ConnectRefusal::CAP_REVOKED);
+  rig.settle();
+  CHECK(rig.netd.streamsOf(getuid()) == 0);
+}
+
+TEST_CASE("a TLS server name other than the grant's host is refused: policy is keyed by the grant") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid(), "tls");
+  rig.registerGrant(g);
+  auto req = rig.netd.netConnectFor(getuid()).connectRequest();
+  req.setGrant(tok(g));
+  req.setHost("devnet.test");
+  req.setPort(7);
+  req.setUseTls(true);
+  req.initTls().setServerName("unpinned.example");
+  auto resp = req.send().wait(rig.io.waitScope);
+  auto r = resp.getResult();
+  REQUIRE(r.isRefused());
+  CHECK(r.getRefused().getReason() == idl::ConnectRefusal::OUT_OF_SCOPE);
+  CHECK(rig.stack.connects.empty());
+}
+
+TEST_CASE("netd's gate decides from capd's announced facts: a uid in no policy reaches neither connect nor status") {
+  Rig rig;
+  Captured audit;
+  rig.connectCapd(true);
+  uid_t stranger = getuid() + 777;
+  CHECK_FALSE(rig.netd.servesApp(stranger));
+  CHECK(rig.netd.servesApp(getuid()));
+  auto client = rig.netd.netConnectFor(stranger);
+  CHECK_THROWS_WITH(client.statusRequest().send().wait(rig.io.waitScope),
+                    doctest::Contains("NetConnect.status requires principal"));
+  auto req = client.connectRequest();
+  req.setHost("devnet.test");
+  req.setPort(7);
+  CHECK_THROWS_WITH(req.send().wait(rig.io.waitScope), doctest::Contains("NetConnect.connect requires net.tcp.connect"));
+  // A principal without net.tcp.connect is refused at the gate too.
+  auto a = ann(true, 2);
+  a.principals.push_back(PrincipalFacts{stranger, {"net.http.fetch"}});
+  rig.link->announce(a).wait(rig.io.waitScope);
+  CHECK(rig.netd.servesApp(stranger));
+  client.statusRequest().send().wait(rig.io.waitScope);
+  auto req2 = client.connectRequest();
+  req2.setHost("devnet.test");
+  req2.setPort(7);
+  CHECK_THROWS_WITH(req2.send().wait(rig.io.waitScope), doctest::Contains("requires net.tcp.connect"));
 }
