@@ -444,3 +444,129 @@ TEST_CASE("trust management: net.trust.manage installs a root on the state disk,
     CHECK(outcome.find("permission denied: TrustManager.add requires net.trust.manage") != std::string::npos);
   }
 }
+
+// ---- Hostile principals and reload races ----------------------------------------------------------
+
+TEST_CASE("a grant whose mint overlaps a reload that withdraws it is never returned, and netd drops it") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  Captured audit;
+  std::string path = dir.write("n.json", configJson(true, 2000));
+  Capd capd(clock, netd, {path, ""});
+  capd.start();
+  netd.holdNext = true;   // netd answers the registration late...
+  auto minting = capd.mint(tcpRequest(2000));
+  io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(io.waitScope);
+  REQUIRE(netd.registered.size() == 1);
+  // ...and meanwhile the policy author takes net.tcp.connect away.
+  dir.write("n.json", R"({"network": {"devnet": {"enabled": true}, "principals": {"app": {"uid": 2000,
+      "capabilities": ["net.dns.resolve"]}}, "hosts": {"devnet.test": "10.0.2.2"}}})");
+  auto reloaded = capd.reload().wait(io.waitScope);
+  REQUIRE(reloaded.applied);
+  netd.pending->fulfill(true);
+  auto out = minting.wait(io.waitScope);
+  CHECK_FALSE(out.granted);
+  CHECK(out.denial == GrantDenial::kPolicyChanged);
+  REQUIRE(netd.revoked.size() == 1);
+  CHECK(netd.revoked[0] == netd.registered[0].token);
+  CHECK(capd.activeGrants() == 0);
+  CHECK(audit.has("capd: deny principal=app reason=policy-changed grant=g1"));
+}
+
+TEST_CASE("a mint that overlaps a reload which still allows it on the same terms succeeds") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  std::string path = dir.write("n.json", configJson(true, 2000));
+  Capd capd(clock, netd, {path, ""});
+  capd.start();
+  netd.holdNext = true;
+  auto minting = capd.mint(tcpRequest(2000));
+  io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(io.waitScope);
+  REQUIRE(capd.reload().wait(io.waitScope).applied);   // the same file: nothing withdrawn.
+  netd.pending->fulfill(true);
+  CHECK(minting.wait(io.waitScope).granted);
+  CHECK(netd.revoked.empty());
+}
+
+TEST_CASE("a reload that moves a host to another address revokes the grants minted for the old one") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  Captured audit;
+  std::string path = dir.write("n.json", configJson(true, 2000));
+  Capd capd(clock, netd, {path, ""});
+  capd.start();
+  auto out = capd.mint(tcpRequest(2000)).wait(io.waitScope);
+  REQUIRE(out.granted);
+  std::string moved = configJson(true, 2000);
+  moved.replace(moved.find("10.0.2.2"), 8, "10.0.2.9");
+  dir.write("n.json", moved);
+  auto r = capd.reload().wait(io.waitScope);
+  CHECK(r.revoked == 1);
+  REQUIRE(netd.revoked.size() == 1);
+  CHECK(netd.revoked[0] == out.token);
+}
+
+TEST_CASE("one principal cannot hoard grants past network.limits.grantsPerPrincipal") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  Captured audit;
+  std::string json = configJson(true, 2000);
+  json.replace(json.find(R"("grants": {"lifetimeMs": 60000})"), 31,
+               R"("grants": {"lifetimeMs": 60000}, "limits": {"grantsPerPrincipal": 3})");
+  Capd capd(clock, netd, {dir.write("n.json", json), ""});
+  capd.start();
+  REQUIRE(capd.policy()->valid());
+  for (int i = 0; i < 3; ++i) REQUIRE(capd.mint(tcpRequest(2000)).wait(io.waitScope).granted);
+  auto fourth = capd.mint(tcpRequest(2000)).wait(io.waitScope);
+  CHECK_FALSE(fourth.granted);
+  CHECK(fourth.denial == GrantDenial::kTooManyGrants);
+  CHECK(audit.has("capd: deny principal=app reason=too-many-grants"));
+  CHECK(netd.registered.size() == 3);
+  // Expiry frees the principal's budget (no scan of every grant: the oldest expire first).
+  clock.set(61000);
+  CHECK(capd.mint(tcpRequest(2000)).wait(io.waitScope).granted);
+}
+
+TEST_CASE("a uid in no policy gets no bootstrap from capd at all") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  Captured audit;
+  Capd capd(clock, netd, {dir.write("n.json", configJson(true, 2000)), ""});
+  capd.start();
+  CHECK(capd.connectionFor(4242) == nullptr);
+  CHECK(audit.has("capd: refuse-connection reason=not-a-principal uid=4242"));
+  CHECK(capd.connectionFor(2000) != nullptr);
+}
+
+TEST_CASE("capd announces its principals and limits to netd with the policy") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  std::string json = configJson(true, 2000);
+  json.replace(json.find(R"("grants": {"lifetimeMs": 60000})"), 31,
+               R"("grants": {"lifetimeMs": 60000, "maxStreamMs": 1234}, "limits": {"streamsPerPrincipal": 5})");
+  Capd capd(clock, netd, {dir.write("n.json", json), ""});
+  capd.start();
+  REQUIRE(capd.policy()->valid());
+  capd.resync().wait(io.waitScope);
+  REQUIRE_FALSE(netd.announcements.empty());
+  const auto& a = netd.announcements.back();
+  CHECK(a.devnetEnabled);
+  REQUIRE(a.principals.size() == 1);
+  CHECK(a.principals[0].uid == 2000);
+  CHECK(a.principals[0].capabilities == std::vector<std::string>{"net.dev.enable", "net.dns.resolve", "net.tcp.connect"});
+  CHECK(a.limits.streamsPerPrincipal == 5);
+  CHECK(a.limits.maxStreamMs == 1234);
+  CHECK(a.limits.connectionsPerUid == 8);   // the default.
+}
