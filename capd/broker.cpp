@@ -467,8 +467,8 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
         out.token = g.token;
         out.expiresAtMs = g.expiresAtMs;
         std::string holder = principalName(*policy_, g.holderUid);
-        audit("capd", "mint", {{"principal", principal}, {"holder", holder}, {"grant", grantName(g)},
-                               {"scope", scope}, {"expires-ms", std::to_string(g.expiresAtMs)}});
+        audit("capd", "mint", {{"principal", principal}, {"holder", holder}, {"scope", scope},
+                               {"grant", grantName(g)}, {"expires-ms", std::to_string(g.expiresAtMs)}});
         return kj::Promise<MintOutcome>(out);
       });
 }

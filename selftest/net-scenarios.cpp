@@ -417,8 +417,23 @@ Report noCapDeny(Context& ctx) {
   auto g = requestGrant(ctx, kSelftestUid, "tcp", kFixtureHost, kEchoPort);
   if (!g.ok) return fail("no grant: " + g.refusal);
   Session mine(ctx.io, ctx.paths.netd, kSelftestUid);
-  Session theirs(ctx.io, ctx.paths.netd, kAppUid);
-  if (!mine.ok() || !theirs.ok()) return fail("cannot reach netd");
+  Session theirs(ctx.io, ctx.paths.netd, kFetchdUid);   // holds net.tcp.connect, not this grant.
+  Session app(ctx.io, ctx.paths.netd, kAppUid);         // lacks net.tcp.connect.
+  if (!mine.ok() || !theirs.ok() || !app.ok()) return fail("cannot reach netd");
+  // netd's gate decides from capd's announced facts: app never reaches connect at all.
+  {
+    auto req = app.as<idl::NetConnect>().connectRequest();
+    req.setGrant(g.token);
+    req.setHost(kFixtureHost);
+    req.setPort(kEchoPort);
+    std::string refused;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { req.send().wait(ctx.io.waitScope); })) {
+      refused = e->getDescription().cStr();
+    }
+    if (refused.find("permission denied: NetConnect.connect requires net.tcp.connect") == std::string::npos) {
+      return fail("app (without net.tcp.connect) was not refused at netd's gate: " + refused);
+    }
+  }
   kj::byte forged[16];
   for (size_t i = 0; i < sizeof(forged); ++i) forged[i] = static_cast<kj::byte>(g.token[i] ^ 0x5a);
   struct Case {

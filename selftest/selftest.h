@@ -20,6 +20,7 @@ namespace capnet::selftest {
 // Principals of the default config (config/network.json).
 inline constexpr uid_t kSelftestUid = 1100;
 inline constexpr uid_t kAppUid = 1101;
+inline constexpr uid_t kFetchdUid = 1002;
 
 struct Paths {
   std::string capd = "/run/capnet/capd.sock";

@@ -143,7 +143,7 @@ TEST_CASE("a minted grant is registered with netd before the token is returned, 
   CHECK(g.expiresAtMs == 61000);
   CHECK(out.expiresAtMs == 61000);
   CHECK(capd.activeGrants() == 1);
-  CHECK(audit.has("capd: mint principal=app holder=app grant=g1 scope=tcp://devnet.test:7 expires-ms=61000"));
+  CHECK(audit.has("capd: mint principal=app holder=app scope=tcp://devnet.test:7 grant=g1 expires-ms=61000"));
   auto second = capd.mint(tcpRequest(2000)).wait(io.waitScope);
   CHECK(second.token != out.token);   // fresh randomness per grant.
 }
