@@ -104,8 +104,15 @@ class BrokerImpl final : public idl::CapdService::Server {
 
   kj::Promise<void> check(CheckContext context) override {
     auto params = context.getParams();
-    auto d = capd_.policy()->decideCapability(params.getSubjectUid(), params.getCapability().cStr());
+    auto policy = capd_.policy();
+    auto d = policy->decideCapability(params.getSubjectUid(), params.getCapability().cStr());
     fillDecision(d, context.getResults().initDecision());
+    auto f = context.getResults().initFetch();
+    f.setMaxBodyBytes(policy->http().maxBodyBytes);
+    f.setMaxHeaderBytes(policy->http().maxHeaderBytes);
+    f.setMaxRedirects(policy->http().maxRedirects);
+    f.setTotalMs(policy->http().totalMs);
+    f.setFetchesPerPrincipal(policy->fetchesPerPrincipal());
     return kj::READY_NOW;
   }
 

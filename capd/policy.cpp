@@ -85,6 +85,11 @@ std::shared_ptr<const Policy> Policy::fromConfig(std::shared_ptr<const ConfigDoc
   p->netLimits_.maxStreamMs = net.getGrants().getMaxStreamMs();
   p->grantsPerPrincipal_ = limits.getGrantsPerPrincipal();
   p->fetchesPerPrincipal_ = limits.getFetchesPerPrincipal();
+  auto http = net.getHttp();
+  p->http_.maxBodyBytes = http.getMaxBodyBytes();
+  p->http_.maxHeaderBytes = http.getMaxHeaderBytes();
+  p->http_.maxRedirects = http.getRedirects() == idl::RedirectPolicy::NONE ? 0 : http.getMaxRedirects();
+  p->http_.totalMs = net.getTimeouts().getTotalMs();
   for (auto entry : net.getPrincipals()) {
     PrincipalInfo info;
     info.name = entry.getKey();

@@ -78,6 +78,14 @@ class Policy {
   // bounds every peer).
   const NetLimits& netLimits() const { return netLimits_; }
   uint32_t grantsPerPrincipal() const { return grantsPerPrincipal_; }
+  // network.http and network.timeouts.totalMs, for fetchd (Broker.check's FetchPolicy).
+  struct Http {
+    uint64_t maxBodyBytes = 8u << 20;
+    uint32_t maxHeaderBytes = 16384;
+    uint32_t maxRedirects = 5;   // 0 when redirects are "none".
+    uint32_t totalMs = 30000;
+  };
+  const Http& http() const { return http_; }
   uint32_t fetchesPerPrincipal() const { return fetchesPerPrincipal_; }
   // What netd is told: devnet, every principal with its capabilities, the limits.
   Announcement announcement(uint64_t generation) const;
@@ -108,6 +116,7 @@ class Policy {
   NetLimits netLimits_;
   uint32_t grantsPerPrincipal_ = 64;
   uint32_t fetchesPerPrincipal_ = 4;
+  Http http_;
   std::map<uid_t, PrincipalInfo> byUid_;
   std::map<std::string, uid_t, std::less<>> byName_;
   std::map<std::string, uint32_t, std::less<>> hosts_;

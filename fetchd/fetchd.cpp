@@ -39,6 +39,7 @@ std::string reasonName(idl::FetchRefusal r) {
     case idl::FetchRefusal::CAPD_UNREACHABLE: return "capd-unreachable";
     case idl::FetchRefusal::NETD_UNREACHABLE: return "netd-unreachable";
     case idl::FetchRefusal::NOT_FOUND: return "not-found";
+    case idl::FetchRefusal::TOO_MANY_FETCHES: return "too-many-fetches";
   }
   return "internal";
 }
@@ -130,6 +131,11 @@ class FetcherImpl final : public idl::Fetcher::Server {
     if (request.getMaxHeaderBytes() != 0) limits.maxHeaderBytes = std::min(limits.maxHeaderBytes, request.getMaxHeaderBytes());
     if (request.getTimeoutMs() != 0) limits.totalTimeoutMs = std::min(limits.totalTimeoutMs, request.getTimeoutMs());
     bool head = request.getMethod() == idl::Method::HEAD;
+    if (!fetchd_.startFetch(caller_)) {
+      return refuse(context, url.host, idl::FetchRefusal::TOO_MANY_FETCHES,
+                    std::to_string(fetchd_.fetchesOf(caller_)) + " fetches in flight (network.limits.fetchesPerPrincipal)");
+    }
+    auto slot = kj::defer([&fetchd = fetchd_, caller = caller_]() { fetchd.endFetch(caller); });
 
     auto work = dial(fetchd_.io(), fetchd_.paths().capd).then(
         [this, context, url, sink, head, limits](kj::Own<RpcConnection> capd) mutable -> kj::Promise<void> {
@@ -142,6 +148,15 @@ class FetcherImpl final : public idl::Fetcher::Server {
             if (!r.getDecision().getAllowed()) {
               return refuse(context, url.host, idl::FetchRefusal::NO_CAP, r.getDecision().getReason());
             }
+            // The policy's fetch limits (network.http, timeouts, limits) tighten fetchd's own.
+            if (r.hasFetch()) {
+              auto f = r.getFetch();
+              if (f.getFetchesPerPrincipal() != 0) fetchd_.setFetchesPerPrincipal(f.getFetchesPerPrincipal());
+              if (f.getMaxBodyBytes() != 0) limits.maxBodyBytes = std::min(limits.maxBodyBytes, f.getMaxBodyBytes());
+              if (f.getMaxHeaderBytes() != 0) limits.maxHeaderBytes = std::min(limits.maxHeaderBytes, f.getMaxHeaderBytes());
+              limits.maxRedirects = std::min(limits.maxRedirects, f.getMaxRedirects());
+              if (f.getTotalMs() != 0) limits.totalTimeoutMs = std::min(limits.totalTimeoutMs, f.getTotalMs());
+            }
             if (url.host == kFixtureHost) return serveFixture(context, url, sink, head);
             return realFetch(context, broker, url, sink, head, limits);
           }).attach(kj::mv(capd));
@@ -151,6 +166,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
         });
     return fetchd_.timer()
         .timeoutAfter(limits.totalTimeoutMs * kj::MILLISECONDS, kj::mv(work))
+        .attach(kj::mv(slot))
         .catch_([this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
           bool timedOut = std::string(e.getDescription().cStr()).find("timed out") != std::string::npos;
           return refuse(context, url.host, timedOut ? idl::FetchRefusal::TIMEOUT : idl::FetchRefusal::INTERNAL,
@@ -376,6 +392,26 @@ class FetchdAuthorizer final : public Authorizer {
 };
 
 }  // namespace
+
+bool Fetchd::startFetch(uid_t caller) {
+  size_t& n = inFlight_[caller];
+  if (n >= fetchesPerPrincipal_) {
+    if (n == 0) inFlight_.erase(caller);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void Fetchd::endFetch(uid_t caller) {
+  auto it = inFlight_.find(caller);
+  if (it != inFlight_.end() && --it->second == 0) inFlight_.erase(it);
+}
+
+size_t Fetchd::fetchesOf(uid_t caller) const {
+  auto it = inFlight_.find(caller);
+  return it == inFlight_.end() ? 0 : it->second;
+}
 
 Fetchd::Fetchd(kj::AsyncIoProvider& io, kj::Timer& timer, FetchdPaths paths, HttpStub& stub, FetchLimits limits)
     : io_(io), timer_(timer), paths_(std::move(paths)), stub_(stub), limits_(limits) {}

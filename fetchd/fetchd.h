@@ -10,6 +10,7 @@
 #include <kj/async-io.h>
 #include <kj/timer.h>
 
+#include <map>
 #include <string>
 
 #include "fetchd/httpstub.h"
@@ -40,12 +41,21 @@ class Fetchd {
   HttpStub& stub() { return stub_; }
   const FetchLimits& limits() const { return limits_; }
 
+  // Fetches in flight per calling uid, capped by network.limits.fetchesPerPrincipal as capd last
+  // reported it (4 until then).
+  bool startFetch(uid_t caller);   // false: the caller is at its cap.
+  void endFetch(uid_t caller);
+  void setFetchesPerPrincipal(uint32_t n) { fetchesPerPrincipal_ = n; }
+  size_t fetchesOf(uid_t caller) const;
+
  private:
   kj::AsyncIoProvider& io_;
   kj::Timer& timer_;
   FetchdPaths paths_;
   HttpStub& stub_;
   FetchLimits limits_;
+  uint32_t fetchesPerPrincipal_ = 4;
+  std::map<uid_t, size_t> inFlight_;
 };
 
 }  // namespace capnet

@@ -81,6 +81,16 @@ struct GrantResult {
   }
 }
 
+struct FetchPolicy {
+  # What fetchd enforces, from capd's policy: network.http, network.timeouts.totalMs and
+  # network.limits.fetchesPerPrincipal. Sent with every Broker.check so a reload reaches fetchd.
+  maxBodyBytes @0 :UInt64;
+  maxHeaderBytes @1 :UInt32;
+  maxRedirects @2 :UInt32;        # 0 when network.http.redirects is "none".
+  totalMs @3 :UInt32;
+  fetchesPerPrincipal @4 :UInt32;
+}
+
 struct Decision {
   allowed @0 :Bool;     # false unless every rule allowed.
   reason @1 :Text;      # the first rule that denied, or "allowed".
@@ -103,9 +113,10 @@ interface Broker {
   revoke @2 (token :Data) -> (revoked :Bool) $requires("principal");
   # Caller: the holder or subject of the grant; anyone else learns nothing (revoked = false).
 
-  check @3 (subjectUid :UInt32, capability :Text) -> (decision :Decision)
+  check @3 (subjectUid :UInt32, capability :Text) -> (decision :Decision, fetch :FetchPolicy)
       $requires("net.grant.delegate");
-  # Caller: fetchd, to learn whether the app may use the fixture path (net.http.fetch).
+  # Caller: fetchd, to learn whether the app may use the fixture path (net.http.fetch), and the
+  # limits the policy sets for fetches.
 
   explain @4 (principal :Text, url :Text) -> (decision :Decision) $requires("principal");
   # Caller: policy authors through `capd --explain`; a dry run that mints nothing.

@@ -46,6 +46,7 @@ enum FetchRefusal {
   capdUnreachable @15;
   netdUnreachable @16;
   notFound @17;          # fixture path: no such fixture (the response is still a 404).
+  tooManyFetches @18;    # the caller has network.limits.fetchesPerPrincipal fetches in flight.
 }
 
 struct FetchResult {

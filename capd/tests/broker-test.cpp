@@ -570,3 +570,30 @@ TEST_CASE("capd announces its principals and limits to netd with the policy") {
   CHECK(a.limits.maxStreamMs == 1234);
   CHECK(a.limits.connectionsPerUid == 8);   // the default.
 }
+
+TEST_CASE("Broker.check carries the policy's fetch limits to fetchd: http, timeouts.totalMs, fetchesPerPrincipal") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  std::string json = configJson(true, 2000);
+  json.replace(json.find(R"("grants": {"lifetimeMs": 60000})"), 31,
+               R"("grants": {"lifetimeMs": 60000}, "limits": {"fetchesPerPrincipal": 2},
+                  "http": {"redirects": "none", "maxBodyBytes": 1234, "maxHeaderBytes": 2048},
+                  "timeouts": {"totalMs": 777})");
+  Capd capd(clock, netd, {dir.write("n.json", json), ""});
+  capd.start();
+  REQUIRE(capd.policy()->valid());
+  auto broker = capd.brokerFor(2000);
+  auto req = broker.checkRequest();
+  req.setSubjectUid(2000);
+  req.setCapability("net.tcp.connect");
+  // app lacks net.grant.delegate: the gate refuses. Ask as a delegate instead.
+  CHECK_THROWS(req.send().wait(io.waitScope));
+  const auto& h = capd.policy()->http();
+  CHECK(h.maxBodyBytes == 1234);
+  CHECK(h.maxHeaderBytes == 2048);
+  CHECK(h.maxRedirects == 0);
+  CHECK(h.totalMs == 777);
+  CHECK(capd.policy()->fetchesPerPrincipal() == 2);
+}

@@ -20,11 +20,22 @@ namespace {
 class FakeBroker final : public idl::Broker::Server {
  public:
   int grantRequests = 0;
+  // What every FakeBroker answers (one is made per connection): the policy's fetch cap, and
+  // whether check() answers only when the test says so (a slow capd).
+  static inline uint32_t fetchesPerPrincipal = 0;
+  static inline bool holdChecks = false;
+  static inline std::vector<kj::Own<kj::PromiseFulfiller<void>>> held;
   kj::Promise<void> check(CheckContext context) override {
     bool ok = context.getParams().getSubjectUid() == 2000 && context.getParams().getCapability() == "net.http.fetch";
     auto d = context.getResults().initDecision();
     d.setAllowed(ok);
     d.setReason(ok ? "allowed" : "no-cap (app holds net.http.fetch)");
+    context.getResults().initFetch().setFetchesPerPrincipal(fetchesPerPrincipal);
+    if (holdChecks) {
+      auto paf = kj::newPromiseAndFulfiller<void>();
+      held.push_back(kj::mv(paf.fulfiller));
+      return kj::mv(paf.promise);
+    }
     return kj::READY_NOW;
   }
   kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
@@ -172,4 +183,63 @@ TEST_CASE("capd unreachable: every fetch is refused as capd-unreachable") {
   auto o = rig.fetch(2000, "http://fixture.local/index.html");
   CHECK(o.refused);
   CHECK(o.reason == idl::FetchRefusal::CAPD_UNREACHABLE);
+}
+
+TEST_CASE("one caller cannot run more fetches at once than the policy's fetchesPerPrincipal") {
+  Rig rig;
+  Captured audit;
+  FakeBroker::fetchesPerPrincipal = 1;
+  // The first fetch teaches fetchd the policy's cap (capd reports it with every check).
+  CHECK_FALSE(rig.fetch(2000, "http://fixture.local/index.html").refused);
+  FakeBroker::holdChecks = true;
+  auto slow = rig.fetchd->fetcherFor(2000).fetchRequest();
+  slow.initRequest().setUrl("http://fixture.local/index.html");
+  std::string body;
+  uint16_t status = 0;
+  bool done = false;
+  slow.setSink(kj::heap<CollectingSink>(&body, &status, &done));
+  auto pending = slow.send();
+  for (int i = 0; i < 50 && FakeBroker::held.empty(); ++i) {
+    rig.io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(rig.io.waitScope);
+  }
+  REQUIRE(FakeBroker::held.size() == 1);
+  CHECK(rig.fetchd->fetchesOf(2000) == 1);
+  auto second = rig.fetch(2000, "http://fixture.local/index.html");
+  CHECK(second.refused);
+  CHECK(second.reason == idl::FetchRefusal::TOO_MANY_FETCHES);
+  CHECK(audit.has("fetchd: deny host=fixture.local reason=too-many-fetches uid=2000"));
+  FakeBroker::holdChecks = false;
+  for (auto& f : FakeBroker::held) f->fulfill();
+  FakeBroker::held.clear();
+  auto resp = pending.wait(rig.io.waitScope);
+  CHECK(resp.getResult().isResponse());
+  CHECK(rig.fetchd->fetchesOf(2000) == 0);
+  CHECK_FALSE(rig.fetch(2000, "http://fixture.local/index.html").refused);
+  FakeBroker::fetchesPerPrincipal = 0;
+}
+
+TEST_CASE("a caller at its fetch cap does not hold up another caller") {
+  Rig rig;
+  FakeBroker::fetchesPerPrincipal = 1;
+  CHECK_FALSE(rig.fetch(2000, "http://fixture.local/index.html").refused);
+  FakeBroker::holdChecks = true;
+  auto slow = rig.fetchd->fetcherFor(2000).fetchRequest();
+  slow.initRequest().setUrl("http://fixture.local/index.html");
+  std::string body;
+  uint16_t status = 0;
+  bool done = false;
+  slow.setSink(kj::heap<CollectingSink>(&body, &status, &done));
+  auto pending = slow.send();
+  for (int i = 0; i < 50 && FakeBroker::held.empty(); ++i) {
+    rig.io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(rig.io.waitScope);
+  }
+  REQUIRE(FakeBroker::held.size() == 1);
+  FakeBroker::holdChecks = false;
+  // uid 2001 is a different caller: its fetch proceeds (and capd refuses it: not net.http.fetch).
+  CHECK(rig.fetch(2001, "http://fixture.local/index.html").reason == idl::FetchRefusal::NO_CAP);
+  for (auto& f : FakeBroker::held) f->fulfill();
+  FakeBroker::held.clear();
+  auto resp = pending.wait(rig.io.waitScope);
+  CHECK(resp.getResult().isResponse());
+  FakeBroker::fetchesPerPrincipal = 0;
 }

@@ -90,8 +90,16 @@ class HttpStack final : public TcpStack {
 // capd: grants every scope to the caller with a fixed token (netd is told about it directly).
 class MintingBroker final : public idl::Broker::Server {
  public:
+  // The policy's fetch limits capd reports with every check (zero: fetchd's own defaults).
+  static inline uint64_t maxBodyBytes = 0;
+  static inline uint32_t maxHeaderBytes = 0;
+  static inline uint32_t maxRedirects = 5;
   kj::Promise<void> check(CheckContext context) override {
     context.getResults().initDecision().setAllowed(true);
+    auto f = context.getResults().initFetch();
+    f.setMaxBodyBytes(maxBodyBytes);
+    f.setMaxHeaderBytes(maxHeaderBytes);
+    f.setMaxRedirects(maxRedirects);
     return kj::READY_NOW;
   }
   kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
@@ -268,4 +276,19 @@ TEST_CASE("real backend: a host outside the grant's scope is refused by netd and
   auto o = rig.fetch("http://other.test/");
   CHECK(o.refused);
   CHECK(o.reason == idl::FetchRefusal::CONNECT_FAILED);
+}
+
+TEST_CASE("real backend: network.http limits from capd's policy change what fetchd accepts") {
+  Rig rig;
+  // maxBodyBytes: "hello\n" is 6 bytes.
+  MintingBroker::maxBodyBytes = 5;
+  CHECK(rig.fetch("http://devnet.test/").reason == idl::FetchRefusal::BODY_TOO_LARGE);
+  MintingBroker::maxBodyBytes = 6;
+  CHECK_FALSE(rig.fetch("http://devnet.test/").refused);
+  MintingBroker::maxBodyBytes = 0;
+  // maxRedirects (0 also when redirects are "none"): the same-host redirect is no longer followed.
+  MintingBroker::maxRedirects = 0;
+  CHECK(rig.fetch("http://devnet.test/redirect-same").reason == idl::FetchRefusal::TOO_MANY_REDIRECTS);
+  MintingBroker::maxRedirects = 5;
+  CHECK_FALSE(rig.fetch("http://devnet.test/redirect-same").refused);
 }
