@@ -35,6 +35,7 @@ idl::GrantRefusal toWire(GrantDenial d) {
     case GrantDenial::kNetdUnreachable: return idl::GrantRefusal::NETD_UNREACHABLE;
     case GrantDenial::kTooManyGrants: return idl::GrantRefusal::TOO_MANY_GRANTS;
     case GrantDenial::kPolicyChanged: return idl::GrantRefusal::POLICY_CHANGED;
+    case GrantDenial::kBadTicket: return idl::GrantRefusal::BAD_TICKET;
   }
   return idl::GrantRefusal::INTERNAL;
 }
@@ -85,8 +86,29 @@ class BrokerImpl final : public idl::CapdService::Server {
   kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
     auto params = context.getParams();
     auto scope = params.getScope();
-    GrantRequest r{uid_, params.getSubjectUid(), true, scope.getScheme(), scope.getHost(), scope.getPort()};
-    return mintInto(r, context);
+    auto ticket = params.getTicket();
+    return capd_.mintDelegated(uid_, std::span<const uint8_t>(ticket.begin(), ticket.size()), scope.getScheme(),
+                               scope.getHost(), scope.getPort())
+        .then([context](MintOutcome out) mutable { fillMint(out, context.getResults().initResult()); });
+  }
+
+  kj::Promise<void> requestTicket(RequestTicketContext context) override {
+    auto params = context.getParams();
+    auto scope = params.getScope();
+    std::string delegate = params.getDelegate();
+    if (delegate.empty()) delegate = "fetchd";
+    TicketOutcome t = capd_.issueTicket(uid_, delegate, scope.getScheme(), scope.getHost(), scope.getPort());
+    auto result = context.getResults().initResult();
+    if (t.issued) {
+      auto i = result.initIssued();
+      i.setTicket(kj::arrayPtr(t.ticket.data(), t.ticket.size()));
+      i.setExpiresAtMs(t.expiresAtMs);
+    } else {
+      auto r = result.initRefused();
+      r.setReason(toWire(t.denial));
+      r.setDetail(t.detail);
+    }
+    return kj::READY_NOW;
   }
 
   kj::Promise<void> revoke(RevokeContext context) override {
@@ -210,20 +232,21 @@ class BrokerImpl final : public idl::CapdService::Server {
     out.setOrigin(r.origin);
   }
 
+  static void fillMint(const MintOutcome& out, idl::GrantResult::Builder result) {
+    if (out.granted) {
+      auto g = result.initGranted();
+      g.setToken(kj::arrayPtr(out.token.data(), out.token.size()));
+      g.setExpiresAtMs(out.expiresAtMs);
+    } else {
+      auto refused = result.initRefused();
+      refused.setReason(toWire(out.denial));
+      refused.setDetail(out.detail);
+    }
+  }
+
   template <typename Context>
   kj::Promise<void> mintInto(GrantRequest r, Context context) {
-    return capd_.mint(r).then([context](MintOutcome out) mutable {
-      auto result = context.getResults().initResult();
-      if (out.granted) {
-        auto g = result.initGranted();
-        g.setToken(kj::arrayPtr(out.token.data(), out.token.size()));
-        g.setExpiresAtMs(out.expiresAtMs);
-      } else {
-        auto refused = result.initRefused();
-        refused.setReason(toWire(out.denial));
-        refused.setDetail(out.detail);
-      }
-    });
+    return capd_.mint(r).then([context](MintOutcome out) mutable { fillMint(out, context.getResults().initResult()); });
   }
 
   Capd& capd_;
@@ -478,6 +501,83 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
                                {"grant", grantName(g)}, {"expires-ms", std::to_string(g.expiresAtMs)}});
         return kj::Promise<MintOutcome>(out);
       });
+}
+
+void Capd::expireTickets() {
+  const int64_t now = clock_.nowMs();
+  while (!ticketsByExpiry_.empty() && ticketsByExpiry_.begin()->first <= now) {
+    auto it = tickets_.find(ticketsByExpiry_.begin()->second);
+    if (it != tickets_.end()) {
+      auto s = ticketsPerSubject_.find(it->second.subject);
+      if (s != ticketsPerSubject_.end() && --s->second == 0) ticketsPerSubject_.erase(s);
+      tickets_.erase(it);
+    }
+    ticketsByExpiry_.erase(ticketsByExpiry_.begin());
+  }
+}
+
+TicketOutcome Capd::issueTicket(uid_t subject, const std::string& delegate, const std::string& scheme,
+                                const std::string& host, uint16_t port) {
+  expireTickets();
+  TicketOutcome out;
+  std::string principal = principalName(*policy_, subject);
+  std::string scope = scheme + "://" + host + ":" + std::to_string(port);
+  auto refuse = [&](GrantDenial d, std::string detail) {
+    out.denial = d;
+    out.detail = std::move(detail);
+    audit("capd", "deny", {{"principal", principal}, {"reason", grantDenialReason(d)}, {"scope", scope},
+                           {"action", "ticket"}, {"rule", out.detail}});
+    return out;
+  };
+  if (scheme != "http" && scheme != "https") return refuse(GrantDenial::kBadScope, "tickets are for http and https");
+  if (host.empty() || host.size() > 253 || port == 0) return refuse(GrantDenial::kBadScope, "host 1..253 bytes, port non-zero");
+  const PrincipalInfo* d = policy_->principalByName(delegate);
+  if (d == nullptr || !d->holds("net.grant.delegate")) {
+    return refuse(GrantDenial::kBadScope, "delegate \"" + delegate + "\" is not a principal holding net.grant.delegate");
+  }
+  auto perSubject = ticketsPerSubject_.find(subject);
+  if (perSubject != ticketsPerSubject_.end() && perSubject->second >= kTicketsPerPrincipal) {
+    return refuse(GrantDenial::kTooManyGrants, principal + " holds " + std::to_string(kTicketsPerPrincipal) + " unused tickets");
+  }
+  Ticket t{subject, d->uid, scheme, host, port, clock_.nowMs() + kTicketLifetimeMs, nextTicketId_++};
+  out.ticket = tokens_();
+  out.expiresAtMs = t.expiresAtMs;
+  out.issued = true;
+  audit("capd", "ticket", {{"principal", principal}, {"delegate", delegate}, {"scope", scope},
+                           {"ticket", "t" + std::to_string(t.id)}, {"expires-ms", std::to_string(t.expiresAtMs)}});
+  tickets_.emplace(out.ticket, std::move(t));
+  ticketsByExpiry_.emplace(out.expiresAtMs, out.ticket);
+  ++ticketsPerSubject_[subject];
+  return out;
+}
+
+kj::Promise<MintOutcome> Capd::mintDelegated(uid_t delegate, std::span<const uint8_t> ticket, const std::string& scheme,
+                                             const std::string& host, uint16_t port) {
+  expireTickets();
+  std::string scope = scheme + "://" + host + ":" + std::to_string(port);
+  auto refuse = [&](std::string why) {
+    MintOutcome out;
+    out.denial = GrantDenial::kBadTicket;
+    out.detail = why;
+    audit("capd", "deny", {{"principal", principalName(*policy_, delegate)}, {"reason", "bad-ticket"},
+                           {"scope", scope}, {"rule", why}});
+    return kj::Promise<MintOutcome>(out);
+  };
+  if (ticket.size() != kGrantTokenBytes) return refuse("no ticket: a delegate acts only for a principal that asked");
+  GrantToken key;
+  std::copy(ticket.begin(), ticket.end(), key.begin());
+  auto it = tickets_.find(key);
+  if (it == tickets_.end()) return refuse("unknown, used or expired ticket");
+  Ticket t = it->second;
+  // One-shot: consumed now, whatever happens next.
+  tickets_.erase(it);
+  auto s = ticketsPerSubject_.find(t.subject);
+  if (s != ticketsPerSubject_.end() && --s->second == 0) ticketsPerSubject_.erase(s);
+  if (t.delegate != delegate) return refuse("the ticket names another delegate");
+  if (t.scheme != scheme || t.host != host || t.port != port) {
+    return refuse("the ticket is for " + t.scheme + "://" + t.host + ":" + std::to_string(t.port));
+  }
+  return mint(GrantRequest{delegate, t.subject, true, scheme, host, port});
 }
 
 kj::Promise<bool> Capd::revoke(uid_t caller, const GrantToken& token) {

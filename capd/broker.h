@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <span>
 #include <map>
 #include <unordered_map>
 #include <memory>
@@ -46,6 +47,19 @@ struct MintOutcome {
   std::string detail;
 };
 
+// Delegation tickets (Broker.requestTicket): one-shot, short-lived, bound to the subject that
+// asked, the delegate that may redeem it and the exact scope.
+inline constexpr int64_t kTicketLifetimeMs = 10000;
+inline constexpr size_t kTicketsPerPrincipal = 16;
+
+struct TicketOutcome {
+  bool issued = false;
+  GrantToken ticket{};
+  int64_t expiresAtMs = 0;
+  GrantDenial denial = GrantDenial::kInternal;
+  std::string detail;
+};
+
 struct ReloadOutcome {
   bool applied = false;
   std::vector<std::string> errors;
@@ -72,6 +86,15 @@ class Capd {
   kj::Promise<ReloadOutcome> apply(std::shared_ptr<const Policy> next);
 
   kj::Promise<MintOutcome> mint(const GrantRequest& request);
+
+  // An app asks for a ticket that lets `delegate` (a principal name) fetch `scope` for it.
+  TicketOutcome issueTicket(uid_t subject, const std::string& delegate, const std::string& scheme,
+                            const std::string& host, uint16_t port);
+  // A delegate redeems a ticket for a grant on the subject's behalf: consumed whether or not the
+  // mint then succeeds.
+  kj::Promise<MintOutcome> mintDelegated(uid_t delegate, std::span<const uint8_t> ticket,
+                                         const std::string& scheme, const std::string& host, uint16_t port);
+  size_t liveTickets() const { return tickets_.size(); }
   // The holder or subject may revoke; anyone else learns nothing (false).
   kj::Promise<bool> revoke(uid_t caller, const GrantToken& token);
 
@@ -109,6 +132,19 @@ class Capd {
   std::multimap<int64_t, GrantToken> byExpiry_;   // expiry -> token (may name forgotten grants).
   std::map<uid_t, size_t> perSubject_;
   uint64_t nextGrantId_ = 1;
+  struct Ticket {
+    uid_t subject = 0;
+    uid_t delegate = 0;
+    std::string scheme, host;
+    uint16_t port = 0;
+    int64_t expiresAtMs = 0;
+    uint64_t id = 0;
+  };
+  void expireTickets();
+  std::unordered_map<GrantToken, Ticket, GrantTokenHash> tickets_;
+  std::multimap<int64_t, GrantToken> ticketsByExpiry_;
+  std::map<uid_t, size_t> ticketsPerSubject_;
+  uint64_t nextTicketId_ = 1;
   Roots trustRoots_;
   std::function<void(const Policy&)> observer_;
 };

@@ -32,6 +32,7 @@ std::string_view grantDenialReason(GrantDenial d) {
     case GrantDenial::kNetdUnreachable: return "netd-unreachable";
     case GrantDenial::kTooManyGrants: return "too-many-grants";
     case GrantDenial::kPolicyChanged: return "policy-changed";
+    case GrantDenial::kBadTicket: return "bad-ticket";
   }
   return "internal";
 }

@@ -37,6 +37,7 @@ enum class GrantDenial : uint8_t {
   kNetdUnreachable,
   kTooManyGrants,
   kPolicyChanged,
+  kBadTicket,
 };
 std::string_view grantDenialReason(GrantDenial d);   // "devnet-off", "no-cap", ...
 

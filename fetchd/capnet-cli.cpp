@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <string>
 
+#include "fetchd/fetch-client.h"
 #include "idl/fetch.capnp.h"
 
 namespace {
@@ -65,13 +66,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   }
-  std::string url = argv[2], output, socketPath = "/run/capnet/fetchd.sock";
+  std::string url = argv[2], output, socketPath = "/run/capnet/fetchd.sock", capdPath = "/run/capnet/capd.sock";
   bool head = false;
   for (int i = 3; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-I") head = true;
     else if (a == "-o" && i + 1 < argc) output = argv[++i];
     else if (a == "--socket" && i + 1 < argc) socketPath = argv[++i];
+    else if (a == "--capd" && i + 1 < argc) capdPath = argv[++i];
     else {
       std::fprintf(stderr, "%s", kUsage);
       return 2;
@@ -89,6 +91,17 @@ int main(int argc, char** argv) {
   auto io = kj::setupAsyncIo();
   int rc = 1;
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    // A real host needs a delegation ticket from capd naming fetchd: fetchd never acts in our
+    // name unasked. Without one (fixture path, capd refused) fetchd says why it refuses.
+    kj::Array<kj::byte> ticket;
+    KJ_IF_MAYBE(capdFailed, kj::runCatchingExceptions([&]() {
+      auto capdAddr = io.provider->getNetwork().parseAddress(kj::str("unix:", capdPath.c_str())).wait(io.waitScope);
+      auto capdStream = capdAddr->connect().wait(io.waitScope);
+      capnp::TwoPartyClient capd(*capdStream);
+      ticket = capnet::fetchTicket(capd.bootstrap().castAs<capnet::idl::Broker>(), url).wait(io.waitScope);
+    })) {
+      (void)capdFailed;   // fetchd reports the refusal.
+    }
     auto addr = io.provider->getNetwork().parseAddress(kj::str("unix:", socketPath.c_str())).wait(io.waitScope);
     auto stream = addr->connect().wait(io.waitScope);
     capnp::TwoPartyClient client(*stream);
@@ -96,6 +109,7 @@ int main(int argc, char** argv) {
     auto r = req.initRequest();
     r.setUrl(url);
     r.setMethod(head ? capnet::idl::Method::HEAD : capnet::idl::Method::GET);
+    r.setTicket(ticket);
     req.setSink(kj::heap<FileSink>(out, !head && isatty(STDERR_FILENO)));
     auto resp = req.send().wait(io.waitScope);
     auto result = resp.getResult();

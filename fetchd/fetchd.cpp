@@ -91,6 +91,8 @@ class ByteStreamIo final : public kj::AsyncIoStream {
   void shutdownWrite() override {
     shutdown_ = stream_.shutdownWriteRequest().send().ignoreResult().eagerlyEvaluate([](kj::Exception&&) {});
   }
+  // A full close, resolved once netd has released the connection (never rejects).
+  kj::Promise<void> close() { return stream_.closeRequest().send().ignoreResult().catch_([](kj::Exception&&) {}); }
 
  private:
   kj::Promise<size_t> readLoop(kj::byte* buf, size_t minBytes, size_t maxBytes, size_t got) {
@@ -131,6 +133,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
     if (request.getMaxHeaderBytes() != 0) limits.maxHeaderBytes = std::min(limits.maxHeaderBytes, request.getMaxHeaderBytes());
     if (request.getTimeoutMs() != 0) limits.totalTimeoutMs = std::min(limits.totalTimeoutMs, request.getTimeoutMs());
     bool head = request.getMethod() == idl::Method::HEAD;
+    auto ticket = kj::heapArray<kj::byte>(request.getTicket());
     if (!fetchd_.startFetch(caller_)) {
       return refuse(context, url.host, idl::FetchRefusal::TOO_MANY_FETCHES,
                     std::to_string(fetchd_.fetchesOf(caller_)) + " fetches in flight (network.limits.fetchesPerPrincipal)");
@@ -138,12 +141,12 @@ class FetcherImpl final : public idl::Fetcher::Server {
     auto slot = kj::defer([&fetchd = fetchd_, caller = caller_]() { fetchd.endFetch(caller); });
 
     auto work = dial(fetchd_.io(), fetchd_.paths().capd).then(
-        [this, context, url, sink, head, limits](kj::Own<RpcConnection> capd) mutable -> kj::Promise<void> {
+        [this, context, url, sink, head, limits, ticket = kj::mv(ticket)](kj::Own<RpcConnection> capd) mutable -> kj::Promise<void> {
           auto broker = capd->client->bootstrap().castAs<idl::Broker>();
           auto check = broker.checkRequest();
           check.setSubjectUid(caller_);
           check.setCapability("net.http.fetch");
-          return check.send().then([this, context, url, sink, head, limits, broker](
+          return check.send().then([this, context, url, sink, head, limits, broker, ticket = kj::mv(ticket)](
                                        capnp::Response<idl::Broker::CheckResults>&& r) mutable -> kj::Promise<void> {
             if (!r.getDecision().getAllowed()) {
               return refuse(context, url.host, idl::FetchRefusal::NO_CAP, r.getDecision().getReason());
@@ -158,7 +161,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
               if (f.getTotalMs() != 0) limits.totalTimeoutMs = std::min(limits.totalTimeoutMs, f.getTotalMs());
             }
             if (url.host == kFixtureHost) return serveFixture(context, url, sink, head);
-            return realFetch(context, broker, url, sink, head, limits);
+            return realFetch(context, broker, url, sink, head, limits, kj::mv(ticket));
           }).attach(kj::mv(capd));
         },
         [this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
@@ -219,40 +222,56 @@ class FetcherImpl final : public idl::Fetcher::Server {
     return w.send().then([this, sink, body, off, n]() mutable { return pump(sink, body, off + n); });
   }
 
+  // One hop of a real fetch. The first hop redeems the caller's ticket for a grant; a same-origin
+  // redirect reuses that grant (same scope) for the next hop, which starts only after this hop's
+  // connection to netd (and its stream) has been released.
   kj::Promise<void> realFetch(FetchContext context, idl::Broker::Client broker, Url url, idl::BodySink::Client sink,
-                              bool head, FetchLimits limits, uint32_t redirects = 0) {
-    auto req = broker.requestGrantForRequest();
-    req.setSubjectUid(caller_);
-    auto scope = req.initScope();
-    scope.setScheme(url.scheme);
-    scope.setHost(url.host);
-    scope.setPort(url.port);
-    return req.send().then([this, context, broker, url, sink, head, limits, redirects](
-                               capnp::Response<idl::Broker::RequestGrantForResults>&& g) mutable -> kj::Promise<void> {
-      auto result = g.getResult();
-      if (!result.isGranted()) {
-        auto refused = result.getRefused();
-        idl::FetchRefusal reason = idl::FetchRefusal::NO_CAP;
-        switch (refused.getReason()) {
-          case idl::GrantRefusal::DEVNET_OFF: reason = idl::FetchRefusal::DEVNET_OFF; break;
-          case idl::GrantRefusal::UNKNOWN_HOST: reason = idl::FetchRefusal::UNKNOWN_HOST; break;
-          case idl::GrantRefusal::NETD_UNREACHABLE: reason = idl::FetchRefusal::NETD_UNREACHABLE; break;
-          case idl::GrantRefusal::BAD_SCOPE: reason = idl::FetchRefusal::BAD_URL; break;
-          default: reason = idl::FetchRefusal::NO_CAP; break;
+                              bool head, FetchLimits limits, kj::Array<kj::byte> ticket,
+                              kj::Array<kj::byte> grant = nullptr, uint32_t redirects = 0) {
+    kj::Promise<kj::Array<kj::byte>> granted = nullptr;
+    if (grant.size() != 0) {
+      granted = kj::mv(grant);
+    } else {
+      auto req = broker.requestGrantForRequest();
+      req.setTicket(ticket);
+      auto scope = req.initScope();
+      scope.setScheme(url.scheme);
+      scope.setHost(url.host);
+      scope.setPort(url.port);
+      granted = req.send().then([this, context, url](capnp::Response<idl::Broker::RequestGrantForResults>&& g) mutable
+                                    -> kj::Promise<kj::Array<kj::byte>> {
+        auto result = g.getResult();
+        if (!result.isGranted()) {
+          auto refused = result.getRefused();
+          idl::FetchRefusal reason = idl::FetchRefusal::NO_CAP;
+          switch (refused.getReason()) {
+            case idl::GrantRefusal::DEVNET_OFF: reason = idl::FetchRefusal::DEVNET_OFF; break;
+            case idl::GrantRefusal::UNKNOWN_HOST: reason = idl::FetchRefusal::UNKNOWN_HOST; break;
+            case idl::GrantRefusal::NETD_UNREACHABLE: reason = idl::FetchRefusal::NETD_UNREACHABLE; break;
+            case idl::GrantRefusal::BAD_SCOPE: reason = idl::FetchRefusal::BAD_URL; break;
+            default: reason = idl::FetchRefusal::NO_CAP; break;
+          }
+          return refuse(context, url.host, reason, refused.getDetail()).then([]() { return kj::Array<kj::byte>(); });
         }
-        return refuse(context, url.host, reason, refused.getDetail());
-      }
-      auto token = kj::heapArray<kj::byte>(result.getGranted().getToken());
-      return dial(fetchd_.io(), fetchd_.paths().netd).then(
-          [this, context, broker, url, sink, head, limits, redirects, token = kj::mv(token)](kj::Own<RpcConnection> netd) mutable -> kj::Promise<void> {
+        return kj::heapArray<kj::byte>(result.getGranted().getToken());
+      });
+    }
+    return granted.then([this, context, broker, url, sink, head, limits, redirects](
+                            kj::Array<kj::byte> token) mutable -> kj::Promise<void> {
+      if (token.size() == 0) return kj::READY_NOW;   // refused, results written.
+      auto tokenCopy = kj::heapArray<kj::byte>(token);
+      auto hop = dial(fetchd_.io(), fetchd_.paths().netd).then(
+          [this, context, broker, url, sink, head, limits, redirects, token = kj::mv(token)](
+              kj::Own<RpcConnection> netd) mutable -> kj::Promise<kj::Maybe<Url>> {
             auto net = netd->client->bootstrap().castAs<idl::NetConnect>();
             auto c = net.connectRequest();
             c.setGrant(token);
             c.setHost(url.host);
             c.setPort(url.port);
             c.setUseTls(url.scheme == "https");
-            return c.send().then([this, context, broker, url, sink, head, limits, redirects](
-                                     capnp::Response<idl::NetConnect::ConnectResults>&& r) mutable -> kj::Promise<void> {
+            return c.send().then([this, context, url, sink, head, limits, redirects](
+                                     capnp::Response<idl::NetConnect::ConnectResults>&& r) mutable
+                                     -> kj::Promise<kj::Maybe<Url>> {
               auto res = r.getResult();
               if (!res.isConnected()) {
                 auto why = res.getRefused();
@@ -263,28 +282,43 @@ class FetcherImpl final : public idl::Fetcher::Server {
                 else if (code == idl::ConnectRefusal::CAPD_UNREACHABLE) reason = idl::FetchRefusal::CAPD_UNREACHABLE;
                 else if (code >= idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER && code <= idl::ConnectRefusal::TLS_HANDSHAKE_FAILED)
                   reason = idl::FetchRefusal::TLS_FAILED;
-                return refuse(context, url.host, reason, std::string(why.getDetail().cStr()));
+                return refuse(context, url.host, reason, std::string(why.getDetail().cStr()))
+                    .then([]() -> kj::Maybe<Url> { return nullptr; });
               }
-              return http(context, broker, res.getConnected().getStream(), url, sink, head, limits, redirects);
-            }).attach(kj::mv(netd));   // the connection to netd carries the stream: keep it.
+              return http(context, res.getConnected().getStream(), url, sink, head, limits, redirects);
+            }).attach(kj::mv(netd));   // the connection to netd carries the stream: kept for this hop only.
           },
-          [this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
-            return refuse(context, url.host, idl::FetchRefusal::NETD_UNREACHABLE, e.getDescription().cStr());
+          [this, context, url](kj::Exception&& e) mutable -> kj::Promise<kj::Maybe<Url>> {
+            return refuse(context, url.host, idl::FetchRefusal::NETD_UNREACHABLE, e.getDescription().cStr())
+                .then([]() -> kj::Maybe<Url> { return nullptr; });
           });
+      // By the time this continuation runs, the hop above (stream, HTTP client, netd connection)
+      // has been destroyed: the next hop opens only after this one closed.
+      return hop.then([this, context, broker, sink, head, limits, redirects, tokenCopy = kj::mv(tokenCopy)](
+                          kj::Maybe<Url> next) mutable -> kj::Promise<void> {
+        KJ_IF_MAYBE(n, next) {
+          return realFetch(context, broker, kj::mv(*n), sink, head, limits, nullptr, kj::mv(tokenCopy), redirects + 1);
+        }
+        return kj::READY_NOW;
+      });
     });
   }
 
-  kj::Promise<void> http(FetchContext context, idl::Broker::Client broker, idl::ByteStream::Client stream, Url url,
-                         idl::BodySink::Client sink, bool head, FetchLimits limits, uint32_t redirects) {
+  // One HTTP exchange over a stream. Resolves with the next URL when a same-origin redirect is to
+  // be followed, else null (the results are written: a response or a refusal).
+  kj::Promise<kj::Maybe<Url>> http(FetchContext context, idl::ByteStream::Client stream, Url url,
+                                   idl::BodySink::Client sink, bool head, FetchLimits limits, uint32_t redirects) {
     auto io = kj::heap<ByteStreamIo>(kj::mv(stream));
+    auto& ioRef = *io;   // attached below, so it outlives every continuation here.
     auto table = kj::heap<kj::HttpHeaderTable>();
     auto client = kj::newHttpClient(*table, *io);
     kj::HttpHeaders headers(*table);
     headers.set(kj::HttpHeaderId::HOST, url.host);
     headers.add("User-Agent", "capnet-fetchd");
     auto request = client->request(head ? kj::HttpMethod::HEAD : kj::HttpMethod::GET, url.target, headers, uint64_t(0));
-    return request.response.then([this, context, broker, url, sink, head, limits, redirects](
-                                     kj::HttpClient::Response&& resp) mutable -> kj::Promise<void> {
+    return request.response.then([this, context, url, sink, head, limits, redirects, &ioRef](
+                                     kj::HttpClient::Response&& resp) mutable -> kj::Promise<kj::Maybe<Url>> {
+      auto done = [](kj::Promise<void> p) { return p.then([]() -> kj::Maybe<Url> { return nullptr; }); };
       uint64_t headerBytes = 0;
       std::vector<std::pair<std::string, std::string>> hs;
       resp.headers->forEach([&](kj::StringPtr name, kj::StringPtr value) {
@@ -292,8 +326,8 @@ class FetcherImpl final : public idl::Fetcher::Server {
         hs.emplace_back(name.cStr(), value.cStr());
       });
       if (headerBytes > limits.maxHeaderBytes) {
-        return refuse(context, url.host, idl::FetchRefusal::HEADER_TOO_LARGE,
-                      std::to_string(headerBytes) + " header bytes > " + std::to_string(limits.maxHeaderBytes));
+        return done(refuse(context, url.host, idl::FetchRefusal::HEADER_TOO_LARGE,
+                           std::to_string(headerBytes) + " header bytes > " + std::to_string(limits.maxHeaderBytes)));
       }
       if (resp.statusCode == 301 || resp.statusCode == 302 || resp.statusCode == 303 || resp.statusCode == 307 ||
           resp.statusCode == 308) {
@@ -303,18 +337,19 @@ class FetcherImpl final : public idl::Fetcher::Server {
         if (!location.empty() && location[0] == '/') location = url.scheme + "://" + url.host + ":" + std::to_string(url.port) + location;
         auto next = parseUrl(location);
         bool sameOrigin = next.ok() && next->host == url.host && next->port == url.port && next->scheme == url.scheme;
-        if (!sameOrigin) return refuse(context, url.host, idl::FetchRefusal::CROSS_HOST_REDIRECT, location);
+        if (!sameOrigin) return done(refuse(context, url.host, idl::FetchRefusal::CROSS_HOST_REDIRECT, location));
         if (redirects >= limits.maxRedirects) {
-          return refuse(context, url.host, idl::FetchRefusal::TOO_MANY_REDIRECTS,
-                        "more than " + std::to_string(limits.maxRedirects) + " redirects");
+          return done(refuse(context, url.host, idl::FetchRefusal::TOO_MANY_REDIRECTS,
+                             "more than " + std::to_string(limits.maxRedirects) + " redirects"));
         }
         audit("fetchd", "redirect", {{"host", url.host}, {"to", next->target}, {"n", std::to_string(redirects + 1)}});
-        return realFetch(context, broker, next.value(), sink, head, limits, redirects + 1);
+        // This hop's connection is closed (and released by netd) before the next one opens.
+        return ioRef.close().then([next = next.value()]() mutable { return kj::Maybe<Url>(kj::mv(next)); });
       }
       KJ_IF_MAYBE(len, resp.body->tryGetLength()) {
         if (*len > limits.maxBodyBytes) {
-          return refuse(context, url.host, idl::FetchRefusal::BODY_TOO_LARGE,
-                        std::to_string(*len) + " bytes announced > " + std::to_string(limits.maxBodyBytes));
+          return done(refuse(context, url.host, idl::FetchRefusal::BODY_TOO_LARGE,
+                             std::to_string(*len) + " bytes announced > " + std::to_string(limits.maxBodyBytes)));
         }
       }
       int64_t contentLength = -1;
@@ -330,7 +365,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
       auto body = kj::mv(resp.body);
       auto& bodyRef = *body;
       uint16_t status = static_cast<uint16_t>(resp.statusCode);
-      return begin.send().then([this, &bodyRef, sink, limits](auto&&) mutable { return copyBody(bodyRef, sink, limits, 0); })
+      return done(begin.send().then([this, &bodyRef, sink, limits](auto&&) mutable { return copyBody(bodyRef, sink, limits, 0); })
           .then([this, context, url, sink, status, hs, redirects](uint64_t total) mutable -> kj::Promise<void> {
             if (total > fetchd_.limits().maxBodyBytes || total == UINT64_MAX) {
               return refuse(context, url.host, idl::FetchRefusal::BODY_TOO_LARGE, "body exceeds the limit");
@@ -350,9 +385,10 @@ class FetcherImpl final : public idl::Fetcher::Server {
               audit("fetchd", "fetch", {{"host", url.host}, {"status", std::to_string(status)}, {"bytes", std::to_string(total)}});
             });
           })
-          .attach(kj::mv(body));
-    }, [this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
-      return refuse(context, url.host, idl::FetchRefusal::BAD_RESPONSE, e.getDescription().cStr());
+          .attach(kj::mv(body)));
+    }, [this, context, url](kj::Exception&& e) mutable -> kj::Promise<kj::Maybe<Url>> {
+      return refuse(context, url.host, idl::FetchRefusal::BAD_RESPONSE, e.getDescription().cStr())
+          .then([]() -> kj::Maybe<Url> { return nullptr; });
     }).attach(kj::mv(io), kj::mv(table), kj::mv(client));   // destroyed in reverse: client first.
   }
 

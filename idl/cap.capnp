@@ -66,6 +66,20 @@ enum GrantRefusal {
   netdUnreachable @7;   # capd could not register the grant with netd.
   tooManyGrants @8;     # the subject holds network.limits.grantsPerPrincipal live grants.
   policyChanged @9;     # a reload in flight while minting withdrew what the grant needed.
+  badTicket @10;        # the delegation ticket is unknown, used, expired, for another delegate or scope.
+}
+
+struct TicketResult {
+  union {
+    issued :group {
+      ticket @0 :Data;       # 16 bytes from getrandom(2), one-shot.
+      expiresAtMs @1 :Int64;
+    }
+    refused :group {
+      reason @2 :GrantRefusal;
+      detail @3 :Text;
+    }
+  }
 }
 
 struct GrantResult {
@@ -105,10 +119,12 @@ interface Broker {
   # Caller: an app that connects through netd itself (schemes tcp, tls). The grant is bound to
   # the caller's uid as both subject and holder.
 
-  requestGrantFor @1 (subjectUid :UInt32, scope :Scope) -> (result :GrantResult)
+  requestGrantFor @1 (ticket :Data, scope :Scope) -> (result :GrantResult)
       $requires("net.grant.delegate");
-  # Caller: fetchd, on behalf of the app whose uid it read from its own socket (schemes http,
-  # https). The subject must hold what the scope needs; the grant's holder is the caller.
+  # Caller: fetchd, on behalf of the app that handed it `ticket` (schemes http, https). The
+  # ticket names the subject: capd minted it for that app, bound to the caller's uid and to this
+  # scope, so a delegate can act only for a principal that asked, only for what it asked. The
+  # subject must hold what the scope needs; the grant's holder is the caller.
 
   revoke @2 (token :Data) -> (revoked :Bool) $requires("principal");
   # Caller: the holder or subject of the grant; anyone else learns nothing (revoked = false).
@@ -128,6 +144,12 @@ interface Broker {
   status @6 () -> (devnetEnabled :Bool, configValid :Bool, configSource :Text,
                    netdConnected :Bool, activeGrants :UInt32) $requires("principal");
   # Caller: selftests and tools.
+
+  requestTicket @7 (scope :Scope, delegate :Text) -> (result :TicketResult)
+      $requires("net.http.fetch");
+  # Caller: an app that wants `delegate` (a principal holding net.grant.delegate, normally
+  # "fetchd") to fetch `scope` for it. The ticket is one-shot and expires after 10 s; only the
+  # delegate's uid can redeem it, only for this scope (requestGrantFor).
 }
 
 interface NetControl {

@@ -24,6 +24,9 @@ struct FetchRequest {
   maxBodyBytes @2 :UInt64;  # 0 = the config's limit; larger than the config's is clamped.
   maxHeaderBytes @3 :UInt32;# 0 = the config's limit.
   timeoutMs @4 :UInt32;     # total; 0 = the config's.
+  ticket @5 :Data;          # real hosts only: a ticket from capd's Broker.requestTicket naming
+                            # fetchd and this URL's scheme, host and port. Without one fetchd
+                            # cannot obtain a grant for you: it never acts in your name unasked.
 }
 
 enum FetchRefusal {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "fetchd/fetch-client.h"
 #include "selftest/selftest.h"
 
 namespace capnet::selftest {
@@ -123,10 +124,17 @@ Fetched fetchAs(Context& ctx, uid_t as, const char* url, uint64_t maxBodyBytes =
     f.error = fetchd.error();
     return f;
   }
+  // The principal asks capd for a ticket naming fetchd, as every app does for a real host.
+  kj::Array<kj::byte> ticket;
+  {
+    Session capd(ctx.io, ctx.paths.capd, as);
+    if (capd.ok()) ticket = fetchTicket(capd.as<idl::Broker>(), url).wait(ctx.io.waitScope);
+  }
   auto req = fetchd.as<idl::Fetcher>().fetchRequest();
   auto r0 = req.initRequest();
   r0.setUrl(url);
   r0.setMaxBodyBytes(maxBodyBytes);
+  r0.setTicket(ticket);
   req.setSink(kj::heap<Sink>(&f.body, &f.status, &f.complete));
   auto resp = req.send().wait(ctx.io.waitScope);
   auto r = resp.getResult();

@@ -597,3 +597,129 @@ TEST_CASE("Broker.check carries the policy's fetch limits to fetchd: http, timeo
   CHECK(h.totalMs == 777);
   CHECK(capd.policy()->fetchesPerPrincipal() == 2);
 }
+
+// ---- Delegation: a compromised fetchd cannot act for a principal that did not ask ------------------
+
+namespace {
+std::string delegationConfig() {
+  return R"({"network": {"devnet": {"enabled": true}, "principals": {
+      "app": {"uid": 2000, "capabilities": ["net.http.fetch", "net.http.devnet", "net.tls.validate"]},
+      "victim": {"uid": 2001, "capabilities": ["net.http.fetch", "net.http.devnet"]},
+      "fetchd": {"uid": 1002, "capabilities": ["net.grant.delegate"]},
+      "rogue": {"uid": 1003, "capabilities": ["net.grant.delegate"]}},
+      "hosts": {"devnet.test": "10.0.2.2", "other.test": "10.0.2.3"}}})";
+}
+kj::ArrayPtr<const uint8_t> bytes(const GrantToken& t) { return kj::arrayPtr(t.data(), t.size()); }
+}  // namespace
+
+TEST_CASE("a delegate redeems the ticket an app asked for: the grant's subject is that app, holder the delegate") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  Captured audit;
+  Capd capd(clock, netd, {dir.write("n.json", delegationConfig()), ""});
+  capd.start();
+  auto t = capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443);
+  REQUIRE(t.issued);
+  CHECK(t.expiresAtMs == 1000 + kTicketLifetimeMs);
+  CHECK(audit.has("capd: ticket principal=app delegate=fetchd scope=https://devnet.test:443 ticket=t1"));
+  auto g = capd.mintDelegated(1002, bytes(t.ticket), "https", "devnet.test", 443).wait(io.waitScope);
+  REQUIRE(g.granted);
+  REQUIRE(netd.registered.size() == 1);
+  CHECK(netd.registered[0].subjectUid == 2000);
+  CHECK(netd.registered[0].holderUid == 1002);
+  // One-shot: the same ticket never works twice.
+  auto again = capd.mintDelegated(1002, bytes(t.ticket), "https", "devnet.test", 443).wait(io.waitScope);
+  CHECK_FALSE(again.granted);
+  CHECK(again.denial == GrantDenial::kBadTicket);
+  CHECK(capd.liveTickets() == 0);
+}
+
+TEST_CASE("a compromised delegate cannot get a grant without a ticket, with a forged one, or for another scope") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  Captured audit;
+  Capd capd(clock, netd, {dir.write("n.json", delegationConfig()), ""});
+  capd.start();
+  // No ticket at all: the victim never asked.
+  auto none = capd.mintDelegated(1002, {}, "https", "devnet.test", 443).wait(io.waitScope);
+  CHECK(none.denial == GrantDenial::kBadTicket);
+  GrantToken forged;
+  forged.fill(0x42);
+  CHECK(capd.mintDelegated(1002, bytes(forged), "https", "devnet.test", 443).wait(io.waitScope).denial ==
+        GrantDenial::kBadTicket);
+  // The app asked for devnet.test; fetchd tries to use it for other.test: refused, and consumed.
+  auto t = capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443);
+  REQUIRE(t.issued);
+  auto other = capd.mintDelegated(1002, bytes(t.ticket), "https", "other.test", 443).wait(io.waitScope);
+  CHECK(other.denial == GrantDenial::kBadTicket);
+  CHECK(capd.mintDelegated(1002, bytes(t.ticket), "https", "devnet.test", 443).wait(io.waitScope).denial ==
+        GrantDenial::kBadTicket);
+  // A ticket for fetchd is useless to another delegate.
+  auto t2 = capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443);
+  CHECK(capd.mintDelegated(1003, bytes(t2.ticket), "https", "devnet.test", 443).wait(io.waitScope).denial ==
+        GrantDenial::kBadTicket);
+  // Tickets expire.
+  auto t3 = capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443);
+  clock.set(1000 + kTicketLifetimeMs);
+  CHECK(capd.mintDelegated(1002, bytes(t3.ticket), "https", "devnet.test", 443).wait(io.waitScope).denial ==
+        GrantDenial::kBadTicket);
+  CHECK(netd.registered.empty());
+  CHECK(audit.has("capd: deny principal=fetchd reason=bad-ticket"));
+}
+
+TEST_CASE("tickets name a real delegate, only for http(s), and one principal cannot hoard them") {
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  Capd capd(clock, netd, {dir.write("n.json", delegationConfig()), ""});
+  capd.start();
+  CHECK(capd.issueTicket(2000, "app", "https", "devnet.test", 443).denial == GrantDenial::kBadScope);
+  CHECK(capd.issueTicket(2000, "nobody", "https", "devnet.test", 443).denial == GrantDenial::kBadScope);
+  CHECK(capd.issueTicket(2000, "fetchd", "tcp", "devnet.test", 7).denial == GrantDenial::kBadScope);
+  for (size_t i = 0; i < kTicketsPerPrincipal; ++i) REQUIRE(capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443).issued);
+  CHECK(capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443).denial == GrantDenial::kTooManyGrants);
+  CHECK(capd.issueTicket(2001, "fetchd", "https", "devnet.test", 443).issued);   // others unaffected.
+  clock.set(1000 + kTicketLifetimeMs);
+  CHECK(capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443).issued);   // expiry frees the budget.
+}
+
+TEST_CASE("over the socket: requestGrantFor takes a ticket, not a uid, and requestTicket needs net.http.fetch") {
+  auto io = kj::setupAsyncIo();
+  TempDir dir;
+  FakeClock clock(1000);
+  FakeNetd netd;
+  Captured audit;
+  Capd capd(clock, netd, {dir.write("n.json", delegationConfig()), ""});
+  capd.start();
+  auto app = capd.brokerFor(2000);
+  auto treq = app.requestTicketRequest();
+  auto scope = treq.initScope();
+  scope.setScheme("https");
+  scope.setHost("devnet.test");
+  scope.setPort(443);
+  treq.setDelegate("fetchd");
+  auto tresp = treq.send().wait(io.waitScope);
+  REQUIRE(tresp.getResult().isIssued());
+  auto fetchd = capd.brokerFor(1002);
+  auto g = fetchd.requestGrantForRequest();
+  g.setTicket(tresp.getResult().getIssued().getTicket());
+  auto gs = g.initScope();
+  gs.setScheme("https");
+  gs.setHost("devnet.test");
+  gs.setPort(443);
+  auto gresp = g.send().wait(io.waitScope);
+  CHECK(gresp.getResult().isGranted());
+  auto bad = fetchd.requestGrantForRequest();
+  bad.initScope().setScheme("https");
+  auto badResp = bad.send().wait(io.waitScope);
+  REQUIRE(badResp.getResult().isRefused());
+  CHECK(badResp.getResult().getRefused().getReason() == idl::GrantRefusal::BAD_TICKET);
+  // fetchd itself does not hold net.http.fetch: it cannot mint tickets in anyone's name.
+  auto self = fetchd.requestTicketRequest();
+  self.initScope().setScheme("https");
+  CHECK_THROWS_WITH(self.send().wait(io.waitScope), doctest::Contains("requires net.http.fetch"));
+}

@@ -23,6 +23,7 @@ using namespace capnet;
 namespace {
 
 constexpr uint8_t kTokenByte = 0x42;
+constexpr uint8_t kTicketByte = 0x77;   // the ticket the app "got from capd".
 
 // The origin server: answers one request per connection by path.
 class HttpStack final : public TcpStack {
@@ -35,7 +36,12 @@ class HttpStack final : public TcpStack {
   ~HttpStack() noexcept override {}
   bool up() const override { return true; }
   std::string detail() const override { return "memory"; }
+  // The most streams netd held open at the moment of a connect (fetchd must close each redirect
+  // hop's connection before it opens the next).
+  Netd* netd = nullptr;
+  size_t openAtConnect = 0;
   kj::Promise<Result<kj::Own<TcpConnection>, ConnectError>> connect(uint32_t, uint16_t, uint32_t) override {
+    if (netd != nullptr) openAtConnect = std::max(openAtConnect, netd->liveStreams());
     auto [client, server] = newMemoryConnectionPair(16384);
     tasks.add(serve(kj::mv(server), std::make_shared<std::string>()));
     return Result<kj::Own<TcpConnection>, ConnectError>(kj::Own<TcpConnection>(kj::mv(client)));
@@ -102,7 +108,16 @@ class MintingBroker final : public idl::Broker::Server {
     f.setMaxRedirects(maxRedirects);
     return kj::READY_NOW;
   }
+  static inline int grantRequests = 0;
   kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
+    ++grantRequests;
+    auto ticket = context.getParams().getTicket();
+    if (ticket.size() != 16 || ticket[0] != kTicketByte) {
+      auto r = context.getResults().initResult().initRefused();
+      r.setReason(idl::GrantRefusal::BAD_TICKET);
+      r.setDetail("no ticket");
+      return kj::READY_NOW;
+    }
     auto g = context.getResults().initResult().initGranted();
     kj::byte token[16];
     std::fill(token, token + 16, kTokenByte);
@@ -147,6 +162,7 @@ struct Rig {
         }) {
     char t[] = "/tmp/fetchd-real-XXXXXX";
     dir = mkdtemp(t);
+    stack.netd = &netd;
     control = netd.controlFor(getuid());   // a live capd session...
     Announcement ann;                      // ...that turned devnet on, with this uid a principal
     ann.devnetEnabled = true;
@@ -181,10 +197,14 @@ struct Rig {
     uint16_t status = 0;
     std::string body, backend;
   };
-  Out fetch(const std::string& url) {
+  Out fetch(const std::string& url, bool withTicket = true) {
     Out o;
     auto req = fetchd->fetcherFor(getuid()).fetchRequest();
     req.initRequest().setUrl(url);
+    if (withTicket) {
+      auto t = req.getRequest().initTicket(16);
+      std::fill(t.begin(), t.end(), kTicketByte);
+    }
     req.setSink(kj::heap<Sink>(&o.body));
     auto resp = req.send().wait(io.waitScope);
     auto r = resp.getResult();
@@ -231,6 +251,8 @@ TEST_CASE("real backend: a chunked body that grows over the cap is refused as to
   auto req = rig.fetchd->fetcherFor(getuid()).fetchRequest();
   req.initRequest().setUrl("http://devnet.test/bigchunked");
   req.getRequest().setMaxBodyBytes(100000);
+  auto ticket = req.getRequest().initTicket(16);
+  std::fill(ticket.begin(), ticket.end(), kTicketByte);
   std::string body;
   req.setSink(kj::heap<Sink>(&body));
   auto resp = req.send().wait(rig.io.waitScope);
@@ -291,4 +313,29 @@ TEST_CASE("real backend: network.http limits from capd's policy change what fetc
   CHECK(rig.fetch("http://devnet.test/redirect-same").reason == idl::FetchRefusal::TOO_MANY_REDIRECTS);
   MintingBroker::maxRedirects = 5;
   CHECK_FALSE(rig.fetch("http://devnet.test/redirect-same").refused);
+}
+
+TEST_CASE("real backend: without the app's ticket fetchd gets no grant and fetches nothing") {
+  Rig rig;
+  MintingBroker::grantRequests = 0;
+  auto o = rig.fetch("http://devnet.test/", false);
+  CHECK(o.refused);
+  CHECK(o.reason == idl::FetchRefusal::NO_CAP);
+  CHECK(MintingBroker::grantRequests == 1);
+  CHECK(rig.stack.requestLines.empty());
+}
+
+TEST_CASE("real backend: a redirect hop reuses the grant and its connection is closed before the next opens") {
+  Rig rig;
+  MintingBroker::grantRequests = 0;
+  auto o = rig.fetch("http://devnet.test/redirect-same");
+  REQUIRE_FALSE(o.refused);
+  CHECK(o.body == "chunked!");
+  CHECK(rig.stack.requestLines.size() == 2);
+  CHECK(MintingBroker::grantRequests == 1);   // one ticket, one grant, every hop of the same origin.
+  CHECK(rig.stack.openAtConnect == 0);        // no stream of the first hop was open at the second connect.
+  rig.stack.openAtConnect = 0;
+  auto loop = rig.fetch("http://devnet.test/redirect-loop");
+  CHECK(loop.reason == idl::FetchRefusal::TOO_MANY_REDIRECTS);
+  CHECK(rig.stack.openAtConnect == 0);
 }
