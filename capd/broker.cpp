@@ -92,6 +92,18 @@ class BrokerImpl final : public idl::CapdService::Server {
         .then([context](MintOutcome out) mutable { fillMint(out, context.getResults().initResult()); });
   }
 
+  kj::Promise<void> describe(DescribeContext context) override {
+    const PrincipalInfo* p = capd_.policy()->principalByUid(context.getParams().getUid());
+    auto r = context.getResults();
+    r.setIsPrincipal(p != nullptr);
+    if (p != nullptr) {
+      auto caps = r.initCapabilities(static_cast<unsigned>(p->capabilities.size()));
+      unsigned i = 0;
+      for (const auto& c : p->capabilities) caps.set(i++, c);
+    }
+    return kj::READY_NOW;
+  }
+
   kj::Promise<void> requestTicket(RequestTicketContext context) override {
     auto params = context.getParams();
     auto scope = params.getScope();
@@ -135,6 +147,8 @@ class BrokerImpl final : public idl::CapdService::Server {
     f.setMaxRedirects(policy->http().maxRedirects);
     f.setTotalMs(policy->http().totalMs);
     f.setFetchesPerPrincipal(policy->fetchesPerPrincipal());
+    f.setConnectionsPerUid(policy->netLimits().connectionsPerUid);
+    f.setFirstCallDeadlineMs(policy->netLimits().firstCallDeadlineMs);
     return kj::READY_NOW;
   }
 

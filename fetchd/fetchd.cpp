@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 
 #include "common/audit.h"
 #include "fetchd/url.h"
@@ -155,6 +156,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
             if (r.hasFetch()) {
               auto f = r.getFetch();
               if (f.getFetchesPerPrincipal() != 0) fetchd_.setFetchesPerPrincipal(f.getFetchesPerPrincipal());
+              fetchd_.socketLimits(f.getConnectionsPerUid(), f.getFirstCallDeadlineMs());
               if (f.getMaxBodyBytes() != 0) limits.maxBodyBytes = std::min(limits.maxBodyBytes, f.getMaxBodyBytes());
               if (f.getMaxHeaderBytes() != 0) limits.maxHeaderBytes = std::min(limits.maxHeaderBytes, f.getMaxHeaderBytes());
               limits.maxRedirects = std::min(limits.maxRedirects, f.getMaxRedirects());
@@ -413,18 +415,28 @@ class FetcherImpl final : public idl::Fetcher::Server {
   uid_t caller_;
 };
 
-// fetchd has no principals of its own: the gate's "net.http.fetch" is checked with capd inside
-// fetch() (Broker.check on the caller's uid), which is the only method.
+// fetchd has no policy of its own: its gate answers from what capd said of the caller when it
+// connected (Broker.describe); fetch() asks capd again on every call (Broker.check), so a reload
+// that takes net.http.fetch away applies to connections already open. `facts` null: capd could
+// not be asked, and every fetch will say capdUnreachable.
+struct CallerFacts {
+  std::set<std::string, std::less<>> capabilities;
+};
+
 class FetchdAuthorizer final : public Authorizer {
  public:
-  explicit FetchdAuthorizer(uid_t uid) : uid_(uid) {}
-  bool isPrincipal() const override { return true; }
+  FetchdAuthorizer(uid_t uid, kj::Maybe<CallerFacts> facts) : uid_(uid), facts_(kj::mv(facts)) {}
+  bool isPrincipal() const override { return true; }   // only principals (or capd unknown) get here.
   bool isCapd() const override { return false; }
-  bool holds(std::string_view capability) const override { return capability == "net.http.fetch"; }
+  bool holds(std::string_view capability) const override {
+    KJ_IF_MAYBE(f, facts_) { return f->capabilities.count(capability) != 0; }
+    return true;   // capd unreachable: fetch() refuses with the typed reason.
+  }
   std::string who() const override { return "uid:" + std::to_string(uid_); }
 
  private:
   uid_t uid_;
+  kj::Maybe<CallerFacts> facts_;
 };
 
 }  // namespace
@@ -453,7 +465,32 @@ Fetchd::Fetchd(kj::AsyncIoProvider& io, kj::Timer& timer, FetchdPaths paths, Htt
     : io_(io), timer_(timer), paths_(std::move(paths)), stub_(stub), limits_(limits) {}
 
 idl::Fetcher::Client Fetchd::fetcherFor(uid_t caller) {
-  return gated<idl::Fetcher>(kj::heap<FetcherImpl>(*this, caller), kj::heap<FetchdAuthorizer>(caller), "fetchd");
+  return gated<idl::Fetcher>(kj::heap<FetcherImpl>(*this, caller), kj::heap<FetchdAuthorizer>(caller, nullptr), "fetchd");
+}
+
+kj::Promise<kj::Maybe<capnp::Capability::Client>> Fetchd::connectionFor(uid_t caller) {
+  auto asked = dial(io_, paths_.capd).then([caller](kj::Own<RpcConnection> capd) {
+    auto req = capd->client->bootstrap().castAs<idl::Broker>().describeRequest();
+    req.setUid(caller);
+    return req.send().then([](capnp::Response<idl::Broker::DescribeResults>&& r) -> kj::Maybe<kj::Maybe<CallerFacts>> {
+      if (!r.getIsPrincipal()) return nullptr;
+      CallerFacts f;
+      for (auto c : r.getCapabilities()) f.capabilities.insert(c.cStr());
+      return kj::Maybe<CallerFacts>(kj::mv(f));
+    }).attach(kj::mv(capd));
+  });
+  return timer_.timeoutAfter(5 * kj::SECONDS, kj::mv(asked))
+      .then([this, caller](kj::Maybe<kj::Maybe<CallerFacts>> facts) -> kj::Maybe<capnp::Capability::Client> {
+        KJ_IF_MAYBE(f, facts) {
+          return capnp::Capability::Client(gated<idl::Fetcher>(
+              kj::heap<FetcherImpl>(*this, caller), kj::heap<FetchdAuthorizer>(caller, kj::mv(*f)), "fetchd"));
+        }
+        audit("fetchd", "refuse-connection", {{"reason", "not-a-principal"}, {"uid", std::to_string(caller)}});
+        return nullptr;
+      }, [this, caller](kj::Exception&& e) -> kj::Maybe<capnp::Capability::Client> {
+        audit("fetchd", "capd-unreachable", {{"uid", std::to_string(caller)}, {"detail", e.getDescription().cStr()}});
+        return capnp::Capability::Client(fetcherFor(caller));
+      });
 }
 
 }  // namespace capnet

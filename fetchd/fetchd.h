@@ -10,6 +10,7 @@
 #include <kj/async-io.h>
 #include <kj/timer.h>
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -34,6 +35,11 @@ class Fetchd {
  public:
   Fetchd(kj::AsyncIoProvider& io, kj::Timer& timer, FetchdPaths paths, HttpStub& stub, FetchLimits limits);
   idl::Fetcher::Client fetcherFor(uid_t caller);
+  // The socket's factory: asks capd what `caller` is (Broker.describe). A uid in no policy gets no
+  // bootstrap (null, and an audit line); a principal gets a Fetcher whose gate answers from capd's
+  // facts. If capd cannot be asked, the Fetcher is served and every fetch is refused as
+  // capdUnreachable (each fetch asks capd again), so the caller learns why.
+  kj::Promise<kj::Maybe<capnp::Capability::Client>> connectionFor(uid_t caller);
 
   kj::AsyncIoProvider& io() { return io_; }
   kj::Timer& timer() { return timer_; }
@@ -46,6 +52,13 @@ class Fetchd {
   bool startFetch(uid_t caller);   // false: the caller is at its cap.
   void endFetch(uid_t caller);
   void setFetchesPerPrincipal(uint32_t n) { fetchesPerPrincipal_ = n; }
+  // Told of the socket limits capd reports with every check (connectionsPerUid, firstCallDeadlineMs).
+  void setSocketLimitsObserver(std::function<void(uint32_t connectionsPerUid, uint32_t firstCallDeadlineMs)> o) {
+    socketLimits_ = std::move(o);
+  }
+  void socketLimits(uint32_t connectionsPerUid, uint32_t firstCallDeadlineMs) {
+    if (socketLimits_ && connectionsPerUid != 0 && firstCallDeadlineMs != 0) socketLimits_(connectionsPerUid, firstCallDeadlineMs);
+  }
   size_t fetchesOf(uid_t caller) const;
 
  private:
@@ -56,6 +69,7 @@ class Fetchd {
   FetchLimits limits_;
   uint32_t fetchesPerPrincipal_ = 4;
   std::map<uid_t, size_t> inFlight_;
+  std::function<void(uint32_t, uint32_t)> socketLimits_;
 };
 
 }  // namespace capnet

@@ -69,10 +69,15 @@ int main(int argc, char** argv) {
   auto io = kj::setupAsyncIo();
   capnet::HttpStub stub(fixtures);
   capnet::Fetchd fetchd(*io.provider, io.provider->getTimer(), paths, stub, limits);
-  capnet::UnixRpcServer server(*io.provider, "fetchd", capnet::RpcLimits{},
-                               [&fetchd](const capnet::PeerCredentials& p) -> kj::Maybe<capnp::Capability::Client> {
-                                 return capnp::Capability::Client(fetchd.fetcherFor(p.uid));
-                               });
+  // A uid in no policy gets no bootstrap: fetchd asks capd (Broker.describe) at accept.
+  capnet::UnixRpcServer server(*io.provider, "fetchd", capnet::RpcLimits{}, capnet::UnixRpcServer::Async{},
+                               [&fetchd](const capnet::PeerCredentials& p) { return fetchd.connectionFor(p.uid); });
+  fetchd.setSocketLimitsObserver([&server](uint32_t perUid, uint32_t deadlineMs) {
+    capnet::RpcLimits l = server.limits();
+    l.maxConnectionsPerUid = perUid;
+    l.firstCallDeadlineMs = deadlineMs;
+    server.setLimits(l);
+  });
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { server.bind(socketPath, 0666).wait(io.waitScope); })) {
     std::fprintf(stderr, "fetchd: cannot bind %s: %s\n", socketPath.c_str(), e->getDescription().cStr());
     return 1;

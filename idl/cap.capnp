@@ -103,6 +103,8 @@ struct FetchPolicy {
   maxRedirects @2 :UInt32;        # 0 when network.http.redirects is "none".
   totalMs @3 :UInt32;
   fetchesPerPrincipal @4 :UInt32;
+  connectionsPerUid @5 :UInt32;   # fetchd's own socket, as every daemon's.
+  firstCallDeadlineMs @6 :UInt32;
 }
 
 struct Decision {
@@ -150,6 +152,11 @@ interface Broker {
   # Caller: an app that wants `delegate` (a principal holding net.grant.delegate, normally
   # "fetchd") to fetch `scope` for it. The ticket is one-shot and expires after 10 s; only the
   # delegate's uid can redeem it, only for this scope (requestGrantFor).
+
+  describe @8 (uid :UInt32) -> (isPrincipal :Bool, capabilities :List(Text))
+      $requires("net.grant.delegate");
+  # Caller: fetchd, when a uid connects to its socket: a uid in no policy gets no bootstrap, and
+  # fetchd's gate answers from these facts, never "yes" for everyone.
 }
 
 interface NetControl {

@@ -38,6 +38,13 @@ class FakeBroker final : public idl::Broker::Server {
     }
     return kj::READY_NOW;
   }
+  kj::Promise<void> describe(DescribeContext context) override {
+    uid_t uid = context.getParams().getUid();
+    auto r = context.getResults();
+    r.setIsPrincipal(uid == 2000 || uid == 2001);
+    if (uid == 2000) r.initCapabilities(1).set(0, "net.http.fetch");
+    return kj::READY_NOW;
+  }
   kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
     ++grantRequests;
     auto r = context.getResults().initResult().initRefused();
@@ -242,4 +249,46 @@ TEST_CASE("a caller at its fetch cap does not hold up another caller") {
   auto resp = pending.wait(rig.io.waitScope);
   CHECK(resp.getResult().isResponse());
   FakeBroker::fetchesPerPrincipal = 0;
+}
+
+TEST_CASE("fetchd's socket: a uid in no policy gets no bootstrap, and the gate answers from capd's facts") {
+  Rig rig;
+  Captured audit;
+  CHECK(rig.fetchd->connectionFor(4242).wait(rig.io.waitScope) == nullptr);
+  CHECK(audit.has("fetchd: refuse-connection reason=not-a-principal uid=4242"));
+  // A principal without net.http.fetch is refused at fetchd's own gate, before capd is asked.
+  KJ_IF_MAYBE(c, rig.fetchd->connectionFor(2001).wait(rig.io.waitScope)) {
+    auto req = c->castAs<idl::Fetcher>().fetchRequest();
+    req.initRequest().setUrl("http://fixture.local/index.html");
+    CHECK_THROWS_WITH(req.send().wait(rig.io.waitScope), doctest::Contains("Fetcher.fetch requires net.http.fetch"));
+  } else {
+    FAIL("a principal was refused");
+  }
+  KJ_IF_MAYBE(c, rig.fetchd->connectionFor(2000).wait(rig.io.waitScope)) {
+    auto req = c->castAs<idl::Fetcher>().fetchRequest();
+    req.initRequest().setUrl("http://fixture.local/index.html");
+    std::string body;
+    uint16_t status = 0;
+    bool done = false;
+    req.setSink(kj::heap<CollectingSink>(&body, &status, &done));
+    auto resp = req.send().wait(rig.io.waitScope);
+    CHECK(resp.getResult().isResponse());
+  } else {
+    FAIL("the principal holding net.http.fetch was refused");
+  }
+}
+
+TEST_CASE("fetchd's socket with capd down: served, and every fetch is refused as capd-unreachable") {
+  Rig rig(false);
+  Captured audit;
+  KJ_IF_MAYBE(c, rig.fetchd->connectionFor(2000).wait(rig.io.waitScope)) {
+    auto req = c->castAs<idl::Fetcher>().fetchRequest();
+    req.initRequest().setUrl("http://fixture.local/index.html");
+    auto resp = req.send().wait(rig.io.waitScope);
+    REQUIRE(resp.getResult().isRefused());
+    CHECK(resp.getResult().getRefused().getReason() == idl::FetchRefusal::CAPD_UNREACHABLE);
+  } else {
+    FAIL("refused while capd is down: the caller would not learn why");
+  }
+  CHECK(audit.has("fetchd: capd-unreachable uid=2000"));
 }
