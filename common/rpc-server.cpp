@@ -37,8 +37,8 @@ constexpr kj::Duration kWatchInterval = 100 * kj::MILLISECONDS;
 // before every read, so the queue can outgrow the limit by one message's answers at most.
 class UnixRpcServer::GuardedStream final : public capnp::MessageStream {
  public:
-  GuardedStream(kj::AsyncIoStream& stream, size_t maxQueuedReplyBytes)
-      : inner_(stream), maxQueued_(maxQueuedReplyBytes) {}
+  GuardedStream(kj::AsyncIoStream& stream, size_t maxQueuedReplyBytes, size_t maxOpenQuestions)
+      : inner_(stream), maxQueued_(maxQueuedReplyBytes), maxOpen_(maxOpenQuestions) {}
 
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(kj::ArrayPtr<kj::AutoCloseFd> fdSpace,
                                                                     capnp::ReaderOptions options,
@@ -49,12 +49,29 @@ class UnixRpcServer::GuardedStream final : public capnp::MessageStream {
         return KJ_EXCEPTION(DISCONNECTED, "peer does not read its answers");
       }
     }
+    if (openQuestions > maxOpen_) {
+      tooManyOpen = true;
+      return KJ_EXCEPTION(DISCONNECTED, "peer does not finish its questions");
+    }
     return inner_.tryReadMessage(fdSpace, options, scratch)
         .then([this](kj::Maybe<capnp::MessageReaderAndFds>&& m) {
           KJ_IF_MAYBE(msg, m) {
             // which() reads one tag; a malformed root is the RPC system's to refuse.
             KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-                          if (msg->reader->getRoot<capnp::rpc::Message>().which() == capnp::rpc::Message::CALL) ++calls;
+                          switch (msg->reader->getRoot<capnp::rpc::Message>().which()) {
+                            case capnp::rpc::Message::CALL:
+                              ++calls;
+                              ++openQuestions;
+                              break;
+                            case capnp::rpc::Message::BOOTSTRAP:
+                              ++openQuestions;
+                              break;
+                            case capnp::rpc::Message::FINISH:
+                              if (openQuestions > 0) --openQuestions;
+                              break;
+                            default:
+                              break;
+                          }
                         })) {
               (void)e;
             }
@@ -73,19 +90,22 @@ class UnixRpcServer::GuardedStream final : public capnp::MessageStream {
   kj::Promise<void> end() override { return inner_.end(); }
 
   uint64_t calls = 0;
+  uint64_t openQuestions = 0;   // calls and bootstraps not yet finished by the peer.
   bool overQueue = false;
+  bool tooManyOpen = false;
   kj::Maybe<capnp::TwoPartyVatNetwork*> network;
 
  private:
   capnp::AsyncIoMessageStream inner_;
   size_t maxQueued_;
+  size_t maxOpen_;
 };
 
 struct UnixRpcServer::Connection {
   Connection(kj::Own<kj::AsyncIoStream> s, PeerCredentials peer, const RpcLimits& limits,
              capnp::Capability::Client bootstrap)
       : stream(kj::mv(s)),
-        guarded(*stream, limits.maxQueuedReplyBytes),
+        guarded(*stream, limits.maxQueuedReplyBytes, limits.maxOpenQuestions),
         network(guarded, capnp::rpc::twoparty::Side::SERVER, readerOptions(limits)),
         rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))),
         peer(peer) {
@@ -184,6 +204,9 @@ void UnixRpcServer::serve(kj::Own<kj::AsyncIoStream> stream) {
               audit(component_, "close-connection",
                     {{"reason", "peer-not-reading"}, {"uid", std::to_string(ref.peer.uid)},
                      {"queued-bytes", std::to_string(ref.network.getCurrentQueueSize())}});
+            } else if (ref.guarded.tooManyOpen) {
+              audit(component_, "close-connection",
+                    {{"reason", "too-many-open-questions"}, {"uid", std::to_string(ref.peer.uid)}});
             }
           });
           return ended.exclusiveJoin(watch(ref, limits, io_.getTimer().now())).attach(kj::mv(conn));

@@ -13,6 +13,9 @@
 //   - calls in flight: RpcSystem::setFlowLimit, so a peer whose calls pile up stops being read;
 //   - answers the peer does not read: once more than maxQueuedReplyBytes wait in the outgoing
 //     queue the connection is closed (reason=peer-not-reading) instead of growing the daemon;
+//   - questions the peer never finishes: every answer is kept (with its message) until the peer
+//     sends Finish, which the flow limit does not count; past maxOpenQuestions the connection is
+//     closed (reason=too-many-open-questions);
 //   - a connection that has not completed one call within firstCallDeadlineMs is closed
 //     (reason=no-call-before-deadline), so idle sockets cannot hold slots.
 #pragma once
@@ -37,6 +40,7 @@ struct RpcLimits {
   size_t maxConnectionsPerUid = 8;             // config network.limits.connectionsPerUid
   size_t flowLimitWords = 1u << 16;            // 512 KiB of calls awaiting their answer.
   size_t maxQueuedReplyBytes = 2u << 20;       // answers written but not read by the peer.
+  size_t maxOpenQuestions = 256;               // calls (and bootstraps) the peer has not finished.
   uint32_t firstCallDeadlineMs = 5000;         // config network.limits.firstCallDeadlineMs
 };
 

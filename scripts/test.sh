@@ -11,6 +11,9 @@ echo "== host tests (-Wall -Wextra -Werror)"
 "$here/scripts/build.sh" plain
 ctest --test-dir "$here/build" --output-on-failure -j2
 
+echo "== one uid floods every daemon socket while another is served (RSS growth per daemon)"
+"$here/build/tests/flood-test" 2>&1 | sed -n 's/^.*MESSAGE: /  /p'
+
 echo "== host tests under ASan+UBSan"
 "$here/scripts/build.sh" asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -200,3 +200,44 @@ TEST_CASE("a peer that pipelines calls and never reads the answers is cut off, a
   REQUIRE(rig.runUntil([&] { return rig.server.connectionCount() == 0; }, 2000));
   CHECK(rig.statusWorks());
 }
+
+TEST_CASE("a peer that never finishes its questions is cut off before the kept answers add up") {
+  Captured audit;
+  RpcLimits limits;
+  limits.maxOpenQuestions = 64;
+  Rig rig(limits, 16);   // small answers: the write queue alone would take long to fill.
+  BigAnswers::calls = 0;
+  std::atomic<bool> stopped{false};
+  int fd = connectUnix(rig.path);
+  REQUIRE(fd >= 0);
+  std::thread attacker([&] {
+    RawRpcPeer peer(fd, 500);
+    peer.bootstrap(0);
+    for (uint32_t q = 1; q <= 5000 && peer.call(q, 0, kNetConnect, 1); ++q) {}
+    stopped = true;
+  });
+  bool cut = rig.runUntil([&] { return audit.count("test: close-connection reason=too-many-open-questions") == 1; }, 10000);
+  rig.runUntil([&] { return stopped.load(); }, 10000);
+  attacker.join();
+  CHECK(cut);
+  CHECK(BigAnswers::calls <= 66);
+  REQUIRE(rig.runUntil([&] { return rig.server.connectionCount() == 0; }, 2000));
+  CHECK(rig.statusWorks());
+}
+
+TEST_CASE("a well-behaved client that pipelines hundreds of calls and finishes them is served") {
+  Captured audit;
+  RpcLimits limits;
+  limits.maxOpenQuestions = 64;
+  Rig rig(limits);
+  auto stream = rig.io.provider->getNetwork().parseAddress(kj::str("unix:", rig.path.c_str())).wait(rig.io.waitScope)
+                    ->connect().wait(rig.io.waitScope);
+  capnp::TwoPartyClient client(*stream);
+  auto nc = client.bootstrap().castAs<idl::NetConnect>();
+  for (int round = 0; round < 10; ++round) {
+    kj::Vector<kj::Promise<void>> calls;
+    for (int i = 0; i < 50; ++i) calls.add(nc.statusRequest().send().ignoreResult());
+    kj::joinPromises(calls.releaseAsArray()).wait(rig.io.waitScope);
+  }
+  CHECK(audit.count("test: close-connection") == 0);
+}
