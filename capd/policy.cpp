@@ -199,26 +199,57 @@ PolicyDecision Policy::decideGrant(const GrantRequest& r, int64_t nowMs) const {
   } else {
     d.rules.push_back("network.tls.certTimePolicy: enforce");
   }
+  // TLS policy is keyed by the destination, not by its spelling: an IPv4 literal gets the policy
+  // of the names the hosts map gives that address (else pins and the TLS floor could be dodged by
+  // writing the address instead of the name).
+  std::vector<std::string> names;
+  if (isLiteral) {
+    for (const auto& [name, a] : hosts_) {
+      if (a == literal) names.push_back(name);
+    }
+  } else {
+    names.push_back(r.host);
+  }
+  auto listed = [](auto list, const std::string& name) {
+    for (auto h : list) {
+      if (name == h.cStr()) return true;
+    }
+    return false;
+  };
   bool allow12 = tls.getMinVersion() == idl::TlsVersion::TLS12;
-  for (auto h : tls.getAllowTls12()) {
-    if (r.host == h.cStr()) allow12 = true;
+  if (!allow12 && !names.empty()) {
+    allow12 = true;   // a literal may use TLS 1.2 only if every name of its address may.
+    for (const auto& n : names) allow12 = allow12 && listed(tls.getAllowTls12(), n);
   }
   d.tls.minVersion = allow12 ? MinTlsVersion::kTls12 : MinTlsVersion::kTls13;
-  for (auto pin : tls.getPins()) {
-    if (r.host != pin.getKey().cStr()) continue;
-    int64_t expires = 0;
-    parseDate(pin.getValue().getExpires().cStr(), expires);
-    d.tls.pinsExpireAtMs = expires;
-    for (auto b64 : pin.getValue().getSpkiSha256()) {
-      std::vector<uint8_t> bytes;
-      if (decodeBase64(b64.cStr(), bytes) && bytes.size() == 32) {
-        std::array<uint8_t, 32> digest{};
-        std::copy(bytes.begin(), bytes.end(), digest.begin());
-        d.tls.pins.push_back(digest);
+  bool havePins = false;
+  std::string pinnedName;
+  for (const auto& n : names) {
+    for (auto pin : tls.getPins()) {
+      if (n != pin.getKey().cStr()) continue;
+      GrantTls pins;
+      int64_t expires = 0;
+      parseDate(pin.getValue().getExpires().cStr(), expires);
+      pins.pinsExpireAtMs = expires;
+      for (auto b64 : pin.getValue().getSpkiSha256()) {
+        std::vector<uint8_t> bytes;
+        if (decodeBase64(b64.cStr(), bytes) && bytes.size() == 32) {
+          std::array<uint8_t, 32> digest{};
+          std::copy(bytes.begin(), bytes.end(), digest.begin());
+          pins.pins.push_back(digest);
+        }
       }
+      if (havePins && (pins.pins != d.tls.pins || pins.pinsExpireAtMs != d.tls.pinsExpireAtMs)) {
+        return deny(std::move(d), GrantDenial::kBadScope,
+                    r.host + " is the address of " + pinnedName + " and " + n + ", which pin different keys: use a name");
+      }
+      havePins = true;
+      pinnedName = n;
+      d.tls.pins = std::move(pins.pins);
+      d.tls.pinsExpireAtMs = pins.pinsExpireAtMs;
+      d.rules.push_back(std::string("network.tls.pins[") + n + "]: " + std::to_string(d.tls.pins.size()) + " pins" +
+                        (nowMs >= expires ? " (expired: skipped at connect)" : ""));
     }
-    d.rules.push_back(std::string("network.tls.pins: ") + std::to_string(d.tls.pins.size()) + " pins" +
-                      (nowMs >= expires ? " (expired: skipped at connect)" : ""));
   }
   d.connectTimeoutMs = net.getTimeouts().getConnectMs();
   d.handshakeTimeoutMs = net.getTimeouts().getHandshakeMs();

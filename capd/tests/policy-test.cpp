@@ -152,3 +152,29 @@ TEST_CASE("capability checks for the fixture path are explained") {
   CHECK_FALSE(no.allowed);
   CHECK(no.reason == "no-cap (fetchd holds net.http.fetch)");
 }
+
+TEST_CASE("an IPv4 literal of a listed host gets that host's pins and TLS floor: spelling cannot dodge policy") {
+  const char* pin1 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  const char* pin2 = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+  auto p = policyFrom(std::string(R"({"network": {"devnet": {"enabled": true},
+      "principals": {"app": {"uid": 2000, "capabilities": ["net.tcp.connect", "net.tls.validate", "net.dns.resolve"]}},
+      "hosts": {"devnet.test": "10.0.2.2", "legacy.test": "10.0.2.4", "alias.test": "10.0.2.4",
+                "other.test": "10.0.2.5", "twin.test": "10.0.2.5"},
+      "tls": {"allowTls12": ["legacy.test"],
+              "pins": {"devnet.test": {"spkiSha256": [")") + pin1 + "\", \"" + pin2 + R"("], "expires": "2027-01-01"},
+                       "other.test": {"spkiSha256": [")" + pin1 + "\", \"" + pin2 + R"("], "expires": "2027-01-01"},
+                       "twin.test": {"spkiSha256": [")" + pin2 + "\", \"" + pin1 + R"("], "expires": "2027-01-01"}}}}})");
+  REQUIRE(p);
+  auto byName = p->decideGrant(direct("tls", "devnet.test", 443), 0);
+  auto byAddress = p->decideGrant(direct("tls", "10.0.2.2", 443), 0);
+  REQUIRE(byAddress.allowed);
+  CHECK(byAddress.tls.pins == byName.tls.pins);
+  CHECK(byAddress.tls.pinsExpireAtMs == byName.tls.pinsExpireAtMs);
+  // 10.0.2.4 is legacy.test (TLS 1.2 allowed) and alias.test (not): the stricter floor applies.
+  CHECK(p->decideGrant(direct("tls", "legacy.test", 443), 0).tls.minVersion == MinTlsVersion::kTls12);
+  CHECK(p->decideGrant(direct("tls", "10.0.2.4", 443), 0).tls.minVersion == MinTlsVersion::kTls13);
+  // Two names of one address pinning different sets: the literal is refused, not guessed.
+  auto ambiguous = p->decideGrant(direct("tls", "10.0.2.5", 443), 0);
+  CHECK_FALSE(ambiguous.allowed);
+  CHECK(ambiguous.denial == GrantDenial::kBadScope);
+}
