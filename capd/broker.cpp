@@ -453,7 +453,7 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
     MintOutcome out;
     out.denial = d.denial;
     out.detail = d.reason;
-    audit("capd", "deny", {{"principal", principal}, {"reason", grantDenialReason(d.denial)},
+    auditDenial("capd", request.callerUid, "deny", {{"principal", principal}, {"reason", grantDenialReason(d.denial)},
                            {"scope", scope}, {"rule", d.reason}});
     return out;
   }
@@ -463,7 +463,7 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
     out.denial = GrantDenial::kTooManyGrants;
     out.detail = principal + " holds " + std::to_string(grantsOf(request.subjectUid)) +
                  " live grants (network.limits.grantsPerPrincipal)";
-    audit("capd", "deny", {{"principal", principal}, {"reason", grantDenialReason(out.denial)}, {"scope", scope}});
+    auditDenial("capd", request.callerUid, "deny", {{"principal", principal}, {"reason", grantDenialReason(out.denial)}, {"scope", scope}});
     return out;
   }
   GrantRecord g;
@@ -539,7 +539,7 @@ TicketOutcome Capd::issueTicket(uid_t subject, const std::string& delegate, cons
   auto refuse = [&](GrantDenial d, std::string detail) {
     out.denial = d;
     out.detail = std::move(detail);
-    audit("capd", "deny", {{"principal", principal}, {"reason", grantDenialReason(d)}, {"scope", scope},
+    auditDenial("capd", subject, "deny", {{"principal", principal}, {"reason", grantDenialReason(d)}, {"scope", scope},
                            {"action", "ticket"}, {"rule", out.detail}});
     return out;
   };
@@ -573,7 +573,7 @@ kj::Promise<MintOutcome> Capd::mintDelegated(uid_t delegate, std::span<const uin
     MintOutcome out;
     out.denial = GrantDenial::kBadTicket;
     out.detail = why;
-    audit("capd", "deny", {{"principal", principalName(*policy_, delegate)}, {"reason", "bad-ticket"},
+    auditDenial("capd", delegate, "deny", {{"principal", principalName(*policy_, delegate)}, {"reason", "bad-ticket"},
                            {"scope", scope}, {"rule", why}});
     return kj::Promise<MintOutcome>(out);
   };
@@ -618,7 +618,7 @@ kj::Promise<void> Capd::resync() {
 
 kj::Maybe<capnp::Capability::Client> Capd::connectionFor(uid_t uid) {
   if (policy_->principalByUid(uid) == nullptr) {
-    audit("capd", "refuse-connection", {{"reason", "not-a-principal"}, {"uid", std::to_string(uid)}});
+    auditDenial("capd", uid, "refuse-connection", {{"reason", "not-a-principal"}, {"uid", std::to_string(uid)}});
     return nullptr;
   }
   return capnp::Capability::Client(brokerFor(uid));

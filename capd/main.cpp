@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
 
   kj::UnixEventPort::captureSignal(SIGHUP);
   ::signal(SIGPIPE, SIG_IGN);
+  capnet::startAsyncAudit();   // a slow console never blocks the event loop.
   auto io = kj::setupAsyncIo();
   capnet::SystemClock clock;
   capnet::Capd* capdPtr = nullptr;

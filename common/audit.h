@@ -4,6 +4,7 @@
 // escaped, so one line is always one record.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <string>
@@ -27,5 +28,26 @@ void audit(std::string_view component, std::string_view verb,
 
 // Prints a line verbatim (for the few exact markers the contract fixes, e.g. `net: devnet off deny`).
 void auditRaw(std::string_view line);
+
+// A refusal caused by a peer, rate-limited per (component, uid) so one flooding uid cannot drown
+// the trail or fill the console: a burst of kDenialBurst lines, then kDenialsPerSecond. What is
+// suppressed is counted and reported as `<component>: suppressed uid=<uid> count=<n>` before the
+// next line of that uid that gets through. Returns whether the line was printed.
+inline constexpr unsigned kDenialBurst = 20;
+inline constexpr unsigned kDenialsPerSecond = 5;
+bool auditDenial(std::string_view component, uint32_t uid, std::string_view verb,
+                 std::initializer_list<AuditField> fields = {});
+// The same, keyed by another name for the peer (`who` is printed in the suppressed line as is,
+// e.g. "principal=app").
+bool auditDenialFor(std::string_view component, std::string_view who, std::string_view verb,
+                    std::initializer_list<AuditField> fields = {});
+// The clock the rate limit uses (milliseconds, monotonic); tests install a fake one. Empty
+// restores the steady clock.
+void setAuditClock(std::function<int64_t()> nowMs);
+
+// Daemons call this once at start: audit lines are then written by a background thread from a
+// bounded queue, so a slow console never blocks the event loop. A full queue drops lines and
+// counts them (`audit: dropped count=<n>` once there is room). Lines are flushed at exit.
+void startAsyncAudit();
 
 }  // namespace capnet

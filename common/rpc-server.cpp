@@ -161,13 +161,13 @@ kj::Promise<void> UnixRpcServer::watch(Connection& conn, RpcLimits limits, kj::T
   return io_.getTimer().afterDelay(kWatchInterval).then([this, &conn, limits, start]() -> kj::Promise<void> {
     const std::string uid = std::to_string(conn.peer.uid);
     if (conn.network.getCurrentQueueSize() > limits.maxQueuedReplyBytes) {
-      audit(component_, "close-connection",
+      auditDenial(component_, conn.peer.uid, "close-connection",
             {{"reason", "peer-not-reading"}, {"uid", uid},
              {"queued-bytes", std::to_string(conn.network.getCurrentQueueSize())}});
       return kj::READY_NOW;
     }
     if (conn.guarded.calls == 0 && io_.getTimer().now() - start >= limits.firstCallDeadlineMs * kj::MILLISECONDS) {
-      audit(component_, "close-connection", {{"reason", "no-call-before-deadline"}, {"uid", uid}});
+      auditDenial(component_, conn.peer.uid, "close-connection", {{"reason", "no-call-before-deadline"}, {"uid", uid}});
       return kj::READY_NOW;
     }
     return watch(conn, limits, start);
@@ -184,7 +184,7 @@ void UnixRpcServer::serve(kj::Own<kj::AsyncIoStream> stream) {
   const PeerCredentials peer = *cred;
   const RpcLimits limits = limits_;
   if (connections_ >= limits.maxConnections || connectionCount(peer.uid) >= limits.maxConnectionsPerUid) {
-    audit(component_, "refuse-connection",
+    auditDenial(component_, peer.uid, "refuse-connection",
           {{"reason", "too-many-connections"}, {"uid", std::to_string(peer.uid)},
            {"limit", connections_ >= limits.maxConnections ? "all" : "per-uid"}});
     return;
@@ -201,11 +201,11 @@ void UnixRpcServer::serve(kj::Own<kj::AsyncIoStream> stream) {
           auto& ref = *conn;
           auto ended = ref.network.onDisconnect().then([this, &ref]() {
             if (ref.guarded.overQueue) {
-              audit(component_, "close-connection",
+              auditDenial(component_, ref.peer.uid, "close-connection",
                     {{"reason", "peer-not-reading"}, {"uid", std::to_string(ref.peer.uid)},
                      {"queued-bytes", std::to_string(ref.network.getCurrentQueueSize())}});
             } else if (ref.guarded.tooManyOpen) {
-              audit(component_, "close-connection",
+              auditDenial(component_, ref.peer.uid, "close-connection",
                     {{"reason", "too-many-open-questions"}, {"uid", std::to_string(ref.peer.uid)}});
             }
           });

@@ -181,7 +181,8 @@ class FetcherImpl final : public idl::Fetcher::Server {
 
  private:
   kj::Promise<void> refuse(FetchContext context, const std::string& host, idl::FetchRefusal reason, std::string detail) {
-    audit("fetchd", "deny", {{"host", host}, {"reason", reasonName(reason)}, {"uid", std::to_string(caller_)}, {"detail", detail}});
+    auditDenial("fetchd", caller_, "deny",
+                {{"host", host}, {"reason", reasonName(reason)}, {"uid", std::to_string(caller_)}, {"detail", detail}});
     auto r = context.getResults().initResult().initRefused();
     r.setReason(reason);
     r.setDetail(detail);
@@ -485,7 +486,7 @@ kj::Promise<kj::Maybe<capnp::Capability::Client>> Fetchd::connectionFor(uid_t ca
           return capnp::Capability::Client(gated<idl::Fetcher>(
               kj::heap<FetcherImpl>(*this, caller), kj::heap<FetchdAuthorizer>(caller, kj::mv(*f)), "fetchd"));
         }
-        audit("fetchd", "refuse-connection", {{"reason", "not-a-principal"}, {"uid", std::to_string(caller)}});
+        auditDenial("fetchd", caller, "refuse-connection", {{"reason", "not-a-principal"}, {"uid", std::to_string(caller)}});
         return nullptr;
       }, [this, caller](kj::Exception&& e) -> kj::Maybe<capnp::Capability::Client> {
         audit("fetchd", "capd-unreachable", {{"uid", std::to_string(caller)}, {"detail", e.getDescription().cStr()}});

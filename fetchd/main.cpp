@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   }
   if (drop && !haveGid) gid = uid;
   ::signal(SIGPIPE, SIG_IGN);
+  capnet::startAsyncAudit();   // a slow console never blocks the event loop.
   auto io = kj::setupAsyncIo();
   capnet::HttpStub stub(fixtures);
   capnet::Fetchd fetchd(*io.provider, io.provider->getTimer(), paths, stub, limits);

@@ -47,13 +47,15 @@ kj::Maybe<capnp::Capability::Server::DispatchCallResult> refuseUnlessAllowed(uin
   if (d.allowed) return nullptr;
   if (d.method != nullptr) {
     std::string method = std::string(d.method->interfaceName) + "." + std::string(d.method->methodName);
-    audit(component, "deny", {{"principal", authorizer.who()}, {"method", method}, {"reason", "no-cap"},
+    auditDenialFor(component, "principal=" + authorizer.who(), "deny",
+                   {{"principal", authorizer.who()}, {"method", method}, {"reason", "no-cap"},
                               {"requires", d.method->authority}});
   } else {
     char method[48];
     std::snprintf(method, sizeof(method), "0x%016llx@%u", static_cast<unsigned long long>(interfaceId),
                   static_cast<unsigned>(methodId));
-    audit(component, "deny", {{"principal", authorizer.who()}, {"method", method}, {"reason", "not-in-table"}});
+    auditDenialFor(component, "principal=" + authorizer.who(), "deny",
+                   {{"principal", authorizer.who()}, {"method", method}, {"reason", "not-in-table"}});
   }
   // Not streaming: a refusal must not hold up or poison the caller's later calls.
   return capnp::Capability::Server::DispatchCallResult{

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -53,4 +54,56 @@ TEST_CASE("peer credentials come from the kernel for a real Unix socket pair") {
   close(sv[0]);
   close(sv[1]);
   CHECK_FALSE(peerCredentials(-1).has_value());
+}
+
+TEST_CASE("denials are rate-limited per uid: a burst, then a steady rate, and the suppressed count is reported") {
+  std::vector<std::string> lines;
+  int64_t now = 1000;
+  setAuditSink([&](const std::string& l) { lines.push_back(l); });
+  setAuditClock([&]() { return now; });
+  for (int i = 0; i < 100; ++i) auditDenial("netd", 1101, "connect deny", {{"reason", "no-cap"}, {"uid", "1101"}});
+  CHECK(lines.size() == kDenialBurst);
+  // Another kind of line for the same uid has its own budget (the flood does not hide it).
+  CHECK(auditDenial("netd", 1101, "close-connection", {{"reason", "peer-not-reading"}, {"uid", "1101"}}));
+  lines.pop_back();
+  // Another uid is not silenced by the first one's flood.
+  CHECK(auditDenial("netd", 1100, "connect deny", {{"reason", "no-cap"}, {"uid", "1100"}}));
+  lines.clear();
+  now += 1000;   // kDenialsPerSecond tokens come back.
+  for (int i = 0; i < 100; ++i) auditDenial("netd", 1101, "connect deny", {{"reason", "no-cap"}, {"uid", "1101"}});
+  REQUIRE(lines.size() == 1 + kDenialsPerSecond);
+  CHECK(lines[0] == "netd: suppressed what=\"connect deny\" uid=1101 count=80");
+  CHECK(lines[1] == "netd: connect deny reason=no-cap uid=1101");
+  setAuditClock({});
+  setAuditSink({});
+}
+
+TEST_CASE("the async audit writer keeps every line and their order, and flushes at exit") {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  std::fflush(stdout);   // nothing of ours buffered twice.
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::dup2(fds[1], 1);
+    ::close(fds[0]);
+    startAsyncAudit();
+    for (int i = 0; i < 500; ++i) audit("test", "line", {{"n", std::to_string(i)}});
+    std::exit(0);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof(buf))) > 0;) out.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  size_t at = 0;
+  for (int i = 0; i < 500; ++i) {
+    std::string want = "test: line n=" + std::to_string(i) + "\n";
+    auto found = out.find(want, at);
+    REQUIRE_MESSAGE(found == at, "line " << i << " missing or out of order");
+    at = found + want.size();
+  }
+  CHECK(at == out.size());
 }

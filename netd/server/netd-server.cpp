@@ -409,11 +409,11 @@ class NetConnectImpl final : public idl::NetConnect::Server {
     bool useTls = p.getUseTls();
     std::string serverName = p.getTls().getServerName();
     auto refuse = [&](idl::ConnectRefusal reason, std::string detail) {
-      if (reason == idl::ConnectRefusal::DEVNET_OFF) {
+      if (auditDenial("net", uid_, "connect deny", {{"reason", refusalName(reason)}, {"uid", std::to_string(uid_)},
+                                                     {"host", host}, {"port", std::to_string(port)}}) &&
+          reason == idl::ConnectRefusal::DEVNET_OFF) {
         auditRaw("net: devnet off deny");
       }
-      audit("net", "connect deny", {{"reason", refusalName(reason)}, {"uid", std::to_string(uid_)},
-                                     {"host", host}, {"port", std::to_string(port)}});
       auto r = context.getResults().initResult().initRefused();
       r.setReason(reason);
       r.setDetail(detail);
@@ -468,7 +468,7 @@ class NetConnectImpl final : public idl::NetConnect::Server {
                   Result<kj::Own<TcpConnection>, ConnectError> r) mutable -> kj::Promise<void> {
           if (!r.ok()) {
             auto reason = toRefusal(r.code());
-            audit("net", "connect fail", {{"reason", refusalName(reason)}, {"uid", std::to_string(uid_)},
+            auditDenial("net", uid_, "connect fail", {{"reason", refusalName(reason)}, {"uid", std::to_string(uid_)},
                                           {"host", host}, {"detail", r.message()}});
             auto refused = context.getResults().initResult().initRefused();
             refused.setReason(reason);
@@ -488,7 +488,7 @@ class NetConnectImpl final : public idl::NetConnect::Server {
               .then([this, context, grant, host, localPort, slot = kj::mv(slot)](
                         std::variant<TlsSession, TlsFailure> t) mutable {
                 if (auto* f = std::get_if<TlsFailure>(&t)) {
-                  audit("net", "tls deny", {{"reason", refusalName(f->reason)}, {"uid", std::to_string(uid_)},
+                  auditDenial("net", uid_, "tls deny", {{"reason", refusalName(f->reason)}, {"uid", std::to_string(uid_)},
                                             {"host", host}, {"detail", f->detail}});
                   auto refused = context.getResults().initResult().initRefused();
                   refused.setReason(f->reason);
@@ -533,7 +533,7 @@ class NetConnectImpl final : public idl::NetConnect::Server {
     } else {
       return true;
     }
-    audit("net", "connect deny", {{"reason", refusalName(reason)}, {"uid", std::to_string(uid_)}, {"host", host},
+    auditDenial("net", uid_, "connect deny", {{"reason", refusalName(reason)}, {"uid", std::to_string(uid_)}, {"host", host},
                                   {"detail", "authority withdrawn while connecting"}});
     auto refused = context.getResults().initResult().initRefused();
     refused.setReason(reason);
@@ -575,7 +575,7 @@ size_t Netd::liveStreams() const {
 
 kj::Maybe<capnp::Capability::Client> Netd::controlFor(uid_t peer) {
   if (peer != capdUid_) {
-    audit("netd", "refuse-control", {{"uid", std::to_string(peer)}, {"reason", "not-capd"}});
+    auditDenial("netd", peer, "refuse-control", {{"uid", std::to_string(peer)}, {"reason", "not-capd"}});
     return nullptr;
   }
   uint64_t id = nextSession_++;
