@@ -18,7 +18,7 @@
 
 namespace {
 
-constexpr const char* kUsage = "usage: capnet fetch URL [-o FILE] [-I] [--socket PATH]\n";
+constexpr const char* kUsage = "usage: capnet fetch [-I] [-o FILE] [--socket PATH] [--capd PATH] URL  (options in any order)\n";
 
 std::string reasonName(capnet::idl::FetchRefusal r) {
   auto e = capnp::Schema::from<capnet::idl::FetchRefusal>().getEnumerants();
@@ -62,22 +62,31 @@ class FileSink final : public capnet::idl::BodySink::Server {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::printf("%s", kUsage);
+    return 0;
+  }
   if (argc < 3 || std::string(argv[1]) != "fetch") {
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   }
-  std::string url = argv[2], output, socketPath = "/run/capnet/fetchd.sock", capdPath = "/run/capnet/capd.sock";
+  std::string url, output, socketPath = "/run/capnet/fetchd.sock", capdPath = "/run/capnet/capd.sock";
   bool head = false;
-  for (int i = 3; i < argc; ++i) {
+  for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-I") head = true;
     else if (a == "-o" && i + 1 < argc) output = argv[++i];
     else if (a == "--socket" && i + 1 < argc) socketPath = argv[++i];
     else if (a == "--capd" && i + 1 < argc) capdPath = argv[++i];
+    else if (!a.empty() && a[0] != '-' && url.empty()) url = a;
     else {
-      std::fprintf(stderr, "%s", kUsage);
+      std::fprintf(stderr, "capnet: unexpected argument \"%s\"\n%s", a.c_str(), kUsage);
       return 2;
     }
+  }
+  if (url.empty()) {
+    std::fprintf(stderr, "capnet: a URL is required\n%s", kUsage);
+    return 2;
   }
   std::string tmp = output.empty() ? "" : output + ".part";
   FILE* out = stdout;
