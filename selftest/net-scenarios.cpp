@@ -3,9 +3,16 @@
 #include <capnp/schema.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <cstdio>
 #include <cstring>
+#include <functional>
+#include <thread>
+#include <vector>
 #include <string>
 
+#include "common/tests/hostile-client.h"
+#include "common/unix-connect.h"
 #include "fetchd/fetch-client.h"
 #include "selftest/selftest.h"
 
@@ -466,6 +473,242 @@ Report noCapDeny(Context& ctx) {
   return Report{Outcome::kOk, ""};
 }
 
+// ---- The hostile profile: attacks from `app` and from a uid in no policy, each containment
+// observed by the attacking client itself, while the selftest principal's real fetch succeeds. ----
+
+constexpr uid_t kStrangerUid = 1200;   // in no policy.
+constexpr uid_t kAdminUid = 1102;      // net.dev.enable: may reload the config.
+constexpr const char* kStateConfig = "/state/config/network.json";
+
+// The calling client's view of one call: ok, or the failure text.
+template <typename P>
+std::string outcome(P&& promise, kj::WaitScope& ws) {
+  std::string out = "ok";
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { promise.wait(ws); })) { out = e->getDescription().cStr(); }
+  return out;
+}
+
+bool writeConfig(const std::string& json) {
+  std::string tmp = std::string(kStateConfig) + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return false;
+  bool ok = std::fwrite(json.data(), 1, json.size(), f) == json.size();
+  ok = std::fclose(f) == 0 && ok;
+  return ok && std::rename(tmp.c_str(), kStateConfig) == 0;
+}
+
+std::string readConfig() {
+  std::string out;
+  FILE* f = std::fopen(kStateConfig, "r");
+  if (f == nullptr) return out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+// admin asks capd to reload the state config.
+bool reloadAsAdmin(Context& ctx, std::string& why) {
+  Session capd(ctx.io, ctx.paths.capd, kAdminUid);
+  if (!capd.ok()) {
+    why = capd.error();
+    return false;
+  }
+  auto r = capd.as<idl::Broker>().reloadRequest().send().wait(ctx.io.waitScope);
+  if (!r.getApplied()) {
+    why = "reload not applied";
+    for (auto e : r.getErrors()) why += std::string("; ") + e.cStr();
+  }
+  return r.getApplied();
+}
+
+std::string replaced(std::string s, const std::string& from, const std::string& to) {
+  auto at = s.find(from);
+  if (at != std::string::npos) s.replace(at, from.size(), to);
+  return s;
+}
+
+// A raw peer as `uid` that pipelines `calls` calls and never reads; true once the daemon cut it.
+bool floodIsCut(const std::string& path, uid_t uid, uint64_t interfaceId, uint16_t methodId,
+                const std::function<void(capnp::AnyPointer::Builder)>& fill) {
+  int fd = connectUnixAs(uid, path);
+  if (fd < 0) return false;
+  capnet::testing::RawRpcPeer peer(fd, 1000);
+  peer.bootstrap(0);
+  for (uint32_t q = 1; q <= 20000 && peer.call(q, 0, interfaceId, methodId, fill); ++q) {}
+  return capnet::testing::waitClosedByPeer(fd, 10000);
+}
+
+Report hostileContained(Context& ctx) {
+  std::string detail;
+  if (!stackUp(ctx, detail)) return Report{Outcome::kPlaceholder, "no-os-stack"};
+  const std::string original = readConfig();
+  if (original.empty()) return fail("no state config to start from");
+  std::vector<std::string> contained;
+
+  // 1. A uid in no policy gets no bootstrap from any daemon: its first call fails.
+  {
+    Session capd(ctx.io, ctx.paths.capd, kStrangerUid);
+    if (capd.ok() && outcome(capd.as<idl::Broker>().statusRequest().send(), ctx.io.waitScope) == "ok") {
+      return fail("capd served a uid in no policy");
+    }
+    Session netd(ctx.io, ctx.paths.netd, kStrangerUid);
+    if (netd.ok() && outcome(netd.as<idl::NetConnect>().statusRequest().send(), ctx.io.waitScope) == "ok") {
+      return fail("netd served a uid in no policy");
+    }
+    Session fetchd(ctx.io, ctx.paths.fetchd, kStrangerUid);
+    if (fetchd.ok()) {
+      auto req = fetchd.as<idl::Fetcher>().fetchRequest();
+      req.initRequest().setUrl("gopher://stranger");
+      if (outcome(req.send(), ctx.io.waitScope) == "ok") return fail("fetchd served a uid in no policy");
+    }
+  }
+  contained.push_back("no-bootstrap");
+
+  // 2. app holds every connection slot it can get: past the per-uid cap, connections are closed.
+  {
+    std::vector<kj::Own<Session>> held;
+    size_t served = 0;
+    for (int i = 0; i < 8; ++i) {
+      auto s = kj::heap<Session>(ctx.io, ctx.paths.capd, kAppUid);
+      if (s->ok() && outcome(s->as<idl::Broker>().statusRequest().send(), ctx.io.waitScope) == "ok") ++served;
+      held.push_back(kj::mv(s));
+    }
+    if (served != 4) return fail("app was served on " + std::to_string(served) + " capd connections (cap 4)");
+    // The selftest principal is still served while app holds its slots.
+    Session mine(ctx.io, ctx.paths.capd, kSelftestUid);
+    if (!mine.ok() || outcome(mine.as<idl::Broker>().statusRequest().send(), ctx.io.waitScope) != "ok") {
+      return fail("selftest was not served while app held its slots");
+    }
+  }
+  contained.push_back("slots");
+
+  // 3. app floods every socket with pipelined calls it never reads, from threads, while the
+  //    selftest principal's real fetch runs on this one.
+  std::atomic<int> cut{0};
+  std::vector<std::thread> floods;
+  floods.emplace_back([&] { cut += floodIsCut(ctx.paths.capd, kAppUid, capnp::typeId<idl::Broker>(), 6, {}); });
+  floods.emplace_back([&] { cut += floodIsCut(ctx.paths.netd, kAppUid, capnp::typeId<idl::NetConnect>(), 1, {}); });
+  floods.emplace_back([&] {
+    cut += floodIsCut(ctx.paths.fetchd, kAppUid, capnp::typeId<idl::Fetcher>(), 0, [](capnp::AnyPointer::Builder p) {
+      p.initAs<idl::Fetcher::FetchParams>().initRequest().setUrl("gopher://flood");
+    });
+  });
+  auto legit = fetchAs(ctx, kSelftestUid, "http://devnet.test/");
+  for (auto& t : floods) t.join();
+  if (cut != 3) return fail("only " + std::to_string(cut.load()) + " of 3 flooding connections were cut");
+  if (!legit.error.empty() || legit.refused || legit.body != "capnet devnet fixture\n") {
+    return fail("the selftest principal's fetch failed under the flood: " + legit.error + legit.detail);
+  }
+  contained.push_back("flood");
+
+  // 4. Calls pipelined behind close on a real stream fail with the typed closure.
+  {
+    auto g = requestGrant(ctx, kAppUid, "tcp", kFixtureHost, kEchoPort);
+    if (!g.ok) return fail("app got no tcp grant: " + g.refusal);
+    Session netd(ctx.io, ctx.paths.netd, kAppUid);
+    auto c = connect(ctx, netd, g.token, kFixtureHost, kEchoPort);
+    if (!c.connected) return fail("app's connect refused: " + refusalName(c.reason));
+    auto stream = KJ_ASSERT_NONNULL(c.stream);
+    auto r1 = stream.readRequest();
+    r1.setMaxBytes(10);
+    auto read1 = r1.send();
+    auto closing = stream.closeRequest().send();
+    auto w = stream.writeRequest();
+    w.setData(kj::StringPtr("behind close").asBytes());
+    auto late = outcome(w.send(), ctx.io.waitScope);
+    closing.wait(ctx.io.waitScope);
+    outcome(kj::mv(read1), ctx.io.waitScope);
+    if (late.find("capnet.stream-closed reason=closed") == std::string::npos) {
+      return fail("a write behind close was not refused with the typed closure: " + late);
+    }
+  }
+  contained.push_back("pipelined-close");
+
+  // 5. app hoards grants: refused as tooManyGrants at the cap (4), then gives them back.
+  {
+    std::vector<kj::Array<kj::byte>> hoard;
+    std::string last;
+    for (int i = 0; i < 8; ++i) {
+      auto g = requestGrant(ctx, kAppUid, "tcp", kFixtureHost, kEchoPort);
+      if (!g.ok) {
+        last = g.refusal;
+        break;
+      }
+      hoard.push_back(kj::mv(g.token));
+    }
+    if (last.rfind("tooManyGrants", 0) != 0) return fail("grant hoarding was not capped: " + last);
+    Session capd(ctx.io, ctx.paths.capd, kAppUid);
+    for (auto& t : hoard) {
+      auto rv = capd.as<idl::Broker>().revokeRequest();
+      rv.setToken(t);
+      rv.send().wait(ctx.io.waitScope);
+    }
+  }
+  contained.push_back("grants");
+
+  // 6. app keeps a stream open while admin turns devnet off through capd: the stream is closed
+  //    with devnet-off, which app observes on its next call.
+  {
+    auto g = requestGrant(ctx, kAppUid, "tcp", kFixtureHost, kEchoPort);
+    if (!g.ok) return fail("app got no tcp grant: " + g.refusal);
+    Session netd(ctx.io, ctx.paths.netd, kAppUid);
+    auto c = connect(ctx, netd, g.token, kFixtureHost, kEchoPort);
+    if (!c.connected) return fail("app's connect refused: " + refusalName(c.reason));
+    auto stream = KJ_ASSERT_NONNULL(c.stream);
+    auto w = stream.writeRequest();
+    w.setData(kj::StringPtr("tunnel").asBytes());
+    w.send().wait(ctx.io.waitScope);
+    std::string why;
+    if (!writeConfig(replaced(original, "\"enabled\": true", "\"enabled\": false")) || !reloadAsAdmin(ctx, why)) {
+      return fail("admin could not turn devnet off: " + why);
+    }
+    auto r = stream.readRequest();
+    r.setMaxBytes(100);
+    auto after = outcome(r.send(), ctx.io.waitScope);
+    bool back = writeConfig(original) && reloadAsAdmin(ctx, why);
+    if (after.find("capnet.stream-closed reason=devnet-off") == std::string::npos) {
+      return fail("the stream kept across devnet off was not closed with devnet-off: " + after);
+    }
+    if (!back) return fail("admin could not turn devnet back on: " + why);
+  }
+  contained.push_back("devnet-off");
+
+  // 7. app asks for a grant while a reload takes net.tcp.connect away: whatever comes back,
+  //    netd refuses to connect with it.
+  {
+    Session capd(ctx.io, ctx.paths.capd, kAppUid);
+    auto req = capd.as<idl::Broker>().requestGrantRequest();
+    auto scope = req.initScope();
+    scope.setScheme("tcp");
+    scope.setHost(kFixtureHost);
+    scope.setPort(kEchoPort);
+    auto pending = req.send();
+    std::string why;
+    std::string narrowed = replaced(original, "\"net.http.fetch\", \"net.tcp.connect\", \"net.dns.resolve\"", "\"net.http.fetch\"");
+    if (narrowed == original) return fail("the hostile config does not give app net.tcp.connect");
+    if (!writeConfig(narrowed) || !reloadAsAdmin(ctx, why)) return fail("reload failed: " + why);
+    auto resp = pending.wait(ctx.io.waitScope);
+    auto result = resp.getResult();
+    if (result.isGranted()) {
+      Session netd(ctx.io, ctx.paths.netd, kAppUid);
+      auto token = kj::heapArray<kj::byte>(result.getGranted().getToken());
+      auto creq = netd.as<idl::NetConnect>().connectRequest();
+      creq.setGrant(token);
+      creq.setHost(kFixtureHost);
+      creq.setPort(kEchoPort);
+      auto r = outcome(creq.send(), ctx.io.waitScope);
+      if (r == "ok") return fail("a grant minted across the reload still connected");
+    }
+    if (!writeConfig(original) || !reloadAsAdmin(ctx, why)) return fail("restore failed: " + why);
+  }
+  contained.push_back("reload-race");
+
+  std::string list;
+  for (const auto& c : contained) list += (list.empty() ? "" : ",") + c;
+  return Report{Outcome::kOk, "contained=" + list};
+}
+
 }  // namespace
 
 std::vector<Scenario> netScenarios(const std::string& profile) {
@@ -474,6 +717,7 @@ std::vector<Scenario> netScenarios(const std::string& profile) {
     return {{"net tcp", noStackPlaceholder}, {"net https", noStackPlaceholder}};
   }
   if (profile == "tcp") return {{"net tcp", tcpExchange}, {"net nocap deny", noCapDeny}};
+  if (profile == "hostile") return {{"net hostile contained", hostileContained}};
   if (profile == "https") {
     return {{"net https", httpsFetch},     {"net tls deny", tlsDeny},   {"web redirect", httpsRedirects},
             {"web body cap", httpsBodyCap}, {"web devnet nocap deny", httpsNoCap}, {"web url deny", urlDeny}};

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/tests/hostile-client.h"
+#include "common/unix-connect.h"
 #include "idl/cap.capnp.h"
 #include "idl/fetch.capnp.h"
 #include "idl/net.capnp.h"

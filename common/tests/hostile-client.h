@@ -8,11 +8,9 @@
 #include <capnp/rpc.capnp.h>
 #include <capnp/serialize.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <thread>
 
 #include <cerrno>
 #include <cstring>
@@ -32,19 +30,6 @@ inline int connectUnix(const std::string& path) {
     ::close(fd);
     return -1;
   }
-  return fd;
-}
-
-// Connects to `path` as `uid`: the connect runs on a thread whose own credentials (a raw
-// setresuid syscall changes only the calling thread) are `uid`, so the server's SO_PEERCRED sees
-// it. Needs root for any uid but our own. Returns the fd or -1.
-inline int connectUnixAs(uid_t uid, const std::string& path) {
-  int fd = -1;
-  std::thread t([&]() {
-    if (uid != ::getuid() && ::syscall(SYS_setresuid, uid, uid, uid) != 0) return;
-    fd = connectUnix(path);
-  });
-  t.join();
   return fd;
 }
 
