@@ -189,7 +189,7 @@ class BrokerImpl final : public idl::CapdService::Server {
 
   kj::Promise<void> add(AddContext context) override {
     auto pem = context.getParams().getPem();
-    auto r = TrustStore(capd_.trustRoots()).add(std::span<const uint8_t>(pem.begin(), pem.size()));
+    auto r = TrustStore(capd_.trustRoots()).add(std::span<const uint8_t>(pem.begin(), pem.size()), capd_.nowMs());
     auto results = context.getResults();
     std::string who = principalName(*capd_.policy(), uid_);
     if (!r.ok()) {

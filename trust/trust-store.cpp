@@ -8,6 +8,10 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include <memory>
+
+#include "trust/asn1-time.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -74,7 +78,10 @@ Result<TrustRoot, TrustError> parseRoot(std::span<const uint8_t> pem) {
   bool isCa = wolfSSL_X509_get_isCA(x) == 1;
   int derLen = 0;
   const unsigned char* der = wolfSSL_X509_get_der(x, &derLen);
-  if (der != nullptr && derLen > 0) wc_Sha256Hash(der, static_cast<word32>(derLen), r.sha256.data());
+  if (der != nullptr && derLen > 0) {
+    wc_Sha256Hash(der, static_cast<word32>(derLen), r.sha256.data());
+    r.der.assign(der, der + derLen);
+  }
   char name[256] = {};
   wolfSSL_X509_NAME_oneline(wolfSSL_X509_get_subject_name(x), name, sizeof(name));
   r.subject = name;
@@ -86,6 +93,42 @@ Result<TrustRoot, TrustError> parseRoot(std::span<const uint8_t> pem) {
   if (!isCa) return fail(TrustError::kNotCa, "not a CA certificate (basicConstraints CA:TRUE is required): " + r.subject);
   return r;
 }
+
+namespace {
+
+// What an installed root must be beyond a CA: self-signed, inside its validity, a strong key.
+Result<Ok, TrustError> vetForInstall(const TrustRoot& root, int64_t nowMs) {
+  std::unique_ptr<WOLFSSL_X509, void (*)(WOLFSSL_X509*)> x(
+      wolfSSL_X509_load_certificate_buffer(root.der.data(), static_cast<int>(root.der.size()), WOLFSSL_FILETYPE_ASN1),
+      wolfSSL_X509_free);
+  if (!x) return fail(TrustError::kInvalid, "the certificate does not parse");
+  std::unique_ptr<WOLFSSL_EVP_PKEY, void (*)(WOLFSSL_EVP_PKEY*)> key(wolfSSL_X509_get_pubkey(x.get()),
+                                                                       wolfSSL_EVP_PKEY_free);
+  if (!key) return fail(TrustError::kWeakKey, "no usable public key");
+  int type = wolfSSL_EVP_PKEY_base_id(key.get());
+  if (type == EVP_PKEY_RSA) {
+    if (wolfSSL_EVP_PKEY_bits(key.get()) < 2048) {
+      return fail(TrustError::kWeakKey, "an RSA key of " + std::to_string(wolfSSL_EVP_PKEY_bits(key.get())) +
+                                            " bits (at least 2048): " + root.subject);
+    }
+  } else if (type != EVP_PKEY_EC) {
+    return fail(TrustError::kWeakKey, "a key type other than RSA or EC: " + root.subject);
+  }
+  if (wolfSSL_X509_NAME_cmp(wolfSSL_X509_get_subject_name(x.get()), wolfSSL_X509_get_issuer_name(x.get())) != 0 ||
+      wolfSSL_X509_verify(x.get(), key.get()) != WOLFSSL_SUCCESS) {
+    return fail(TrustError::kNotSelfSigned, "not self-signed (install the root, not an intermediate): " + root.subject);
+  }
+  int64_t notBefore = 0, notAfter = 0;
+  if (!asn1TimeToEpochMs(wolfSSL_X509_get_notBefore(x.get()), notBefore) ||
+      !asn1TimeToEpochMs(wolfSSL_X509_get_notAfter(x.get()), notAfter)) {
+    return fail(TrustError::kInvalid, "unreadable validity dates");
+  }
+  if (nowMs < notBefore) return fail(TrustError::kOutsideValidity, "not yet valid: " + root.subject);
+  if (nowMs > notAfter) return fail(TrustError::kOutsideValidity, "expired " + root.notAfter + ": " + root.subject);
+  return Ok{};
+}
+
+}  // namespace
 
 TrustStore::TrustStore(Roots roots) : roots_(std::move(roots)) {}
 
@@ -112,13 +155,20 @@ std::vector<TrustRoot> TrustStore::list(std::vector<std::string>* problems) cons
   return out;
 }
 
-Result<TrustRoot, TrustError> TrustStore::add(std::span<const uint8_t> pem) {
+Result<TrustRoot, TrustError> TrustStore::add(std::span<const uint8_t> pem, int64_t nowMs) {
   auto parsed = parseRoot(pem);
   if (!parsed.ok()) return parsed.error();
+  auto vetted = vetForInstall(parsed.value(), nowMs);
+  if (!vetted.ok()) return vetted.error();
+  size_t installed = 0;
   for (const auto& existing : list()) {
     if (existing.sha256 == parsed->sha256) {
       return fail(TrustError::kDuplicate, "already trusted (" + existing.origin + "): " + existing.subject);
     }
+    installed += existing.origin == "state";
+  }
+  if (installed >= kMaxInstalledRoots) {
+    return fail(TrustError::kTooMany, std::to_string(kMaxInstalledRoots) + " installed roots already (remove one first)");
   }
   std::string dir = installedDir();
   if (dir.empty()) return fail(TrustError::kIo, "no state directory");

@@ -24,9 +24,19 @@ struct TrustRoot {
   std::string origin;                 // "pkg" or "state"
   std::string path;
   std::string pem;
+  std::vector<uint8_t> der;           // the parsed certificate, as the store keeps it
 };
 
-enum class TrustError : uint8_t { kInvalid = 0, kNotCa, kDuplicate, kNotFound, kReadOnly, kIo };
+enum class TrustError : uint8_t {
+  kInvalid = 0, kNotCa, kDuplicate, kNotFound, kReadOnly, kIo,
+  kNotSelfSigned,   // an installed root must sign itself (subject = issuer, own key verifies)
+  kOutsideValidity, // not yet valid or expired at install time
+  kWeakKey,         // RSA below 2048 bits, or a key type capnet does not accept
+  kTooMany,         // kMaxInstalledRoots reached
+};
+
+// Installed roots a store holds at most (shipped roots are not counted).
+inline constexpr size_t kMaxInstalledRoots = 64;
 
 // One PEM certificate that is a CA (basicConstraints CA:TRUE). Refuses anything else, with a reason.
 Result<TrustRoot, TrustError> parseRoot(std::span<const uint8_t> pem);
@@ -41,8 +51,10 @@ class TrustStore {
   // and reported in `problems` (never fatal).
   std::vector<TrustRoot> list(std::vector<std::string>* problems = nullptr) const;
 
-  // Installs a root into state:/trust/installed/ atomically.
-  Result<TrustRoot, TrustError> add(std::span<const uint8_t> pem);
+  // Installs a root into state:/trust/installed/ atomically. On top of parseRoot, an installed
+  // root must be self-signed, inside its validity at `nowMs` (wall clock), with a strong key (RSA
+  // >= 2048 bits, or EC), and the store must hold fewer than kMaxInstalledRoots.
+  Result<TrustRoot, TrustError> add(std::span<const uint8_t> pem, int64_t nowMs);
   // Removes an installed root by fingerprint (hex); shipped roots cannot be removed.
   Result<Ok, TrustError> remove(const std::string& fingerprintHex);
 

@@ -190,7 +190,8 @@ int main(int argc, char** argv) {
     std::stringstream ss;
     ss << in.rdbuf();
     std::string pem = ss.str();
-    auto r = store.add(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pem.data()), pem.size()));
+    auto r = store.add(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pem.data()), pem.size()),
+                       static_cast<int64_t>(::time(nullptr)) * 1000);
     if (!r.ok()) {
       std::printf("refused: %s\n", r.message().c_str());
       return 1;

@@ -8,6 +8,8 @@
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include "trust/asn1-time.h"
+
 #include <algorithm>
 #include <ctime>
 #include <memory>
@@ -27,12 +29,7 @@ X509Ptr parseDer(const std::string& der) {
                                                       static_cast<int>(der.size()), WOLFSSL_FILETYPE_ASN1));
 }
 
-bool toEpochMs(const WOLFSSL_ASN1_TIME* t, int64_t& ms) {
-  struct tm tm {};
-  if (t == nullptr || wolfSSL_ASN1_TIME_to_tm(t, &tm) != WOLFSSL_SUCCESS) return false;
-  ms = static_cast<int64_t>(timegm(&tm)) * 1000;
-  return true;
-}
+bool toEpochMs(const WOLFSSL_ASN1_TIME* t, int64_t& ms) { return asn1TimeToEpochMs(t, ms); }
 
 // The trust decision is wolfSSL's; dates are this policy's (checked below against policy.nowMs), so
 // wolfSSL's own date errors are overridden here.

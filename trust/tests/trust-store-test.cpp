@@ -20,6 +20,9 @@ std::string readAll(const std::string& path) {
   return ss.str();
 }
 std::span<const uint8_t> bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+// 2026-06-01, the guest's clock: inside the test PKI's windows.
+constexpr int64_t kNow = 1780272000000LL;
+
 std::string pki(const std::string& name) { return readAll(std::string(CAPNET_BUILD_DIR) + "/selftest/tls/" + name); }
 
 struct Dirs {
@@ -59,13 +62,10 @@ TEST_CASE("install is atomic, listed as state, refuses duplicates, and removal s
   std::ofstream(d.base + "/pkg/trust/shipped.pem") << pki("ca.pem");
   TrustStore store(d.roots);
   REQUIRE(store.list().size() == 1);
-  auto dup = store.add(bytes(pki("ca.pem")));
+  auto dup = store.add(bytes(pki("ca.pem")), kNow);
   CHECK(dup.code() == TrustError::kDuplicate);
-  // A root to install: a fresh CA made with the openssl CLI.
-  std::string newCa = d.base + "/new.pem";
-  REQUIRE(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -out " + newCa +
-                       " -subj /CN=installed -days 30 -addext basicConstraints=critical,CA:TRUE 2>/dev/null").c_str()) == 0);
-  auto added = store.add(bytes(readAll(newCa)));
+  // A root to install: the test PKI's not-yet-trusted root.
+  auto added = store.add(bytes(pki("persist-root.pem")), kNow);
   REQUIRE(added.ok());
   CHECK(added->origin == "state");
   auto all = store.list();
@@ -90,4 +90,27 @@ TEST_CASE("a file in a trust directory that is not a CA is skipped and reported,
   std::vector<std::string> problems;
   CHECK(store.list(&problems).size() == 1);
   CHECK(problems.size() == 2);
+}
+
+TEST_CASE("an installed root must be self-signed, inside its validity, with a strong key, and the store is capped") {
+  Dirs d;
+  TrustStore store(d.roots);
+  auto inter = store.add(bytes(pki("ca-intermediate.pem")), kNow);
+  CHECK(inter.code() == TrustError::kNotSelfSigned);
+  auto old = store.add(bytes(pki("ca-expired.pem")), kNow);
+  CHECK(old.code() == TrustError::kOutsideValidity);
+  auto early = store.add(bytes(pki("ca.pem")), 1735689600000LL);   // 2025-01-01: before its window.
+  CHECK(early.code() == TrustError::kOutsideValidity);
+  auto weak = store.add(bytes(pki("ca-rsa1024.pem")), kNow);
+  CHECK(weak.code() == TrustError::kWeakKey);
+  CHECK(store.list().empty());
+  auto ok = store.add(bytes(pki("ca.pem")), kNow);
+  REQUIRE(ok.ok());
+  CHECK(ok->der.size() > 100);   // the store keeps the parsed DER.
+  // The cap: fill the installed directory to kMaxInstalledRoots with distinct copies on disk.
+  for (size_t i = 1; i < kMaxInstalledRoots; ++i) {
+    std::ofstream(d.base + "/state/trust/installed/copy" + std::to_string(i) + ".pem") << pki("persist-root.pem");
+  }
+  auto over = store.add(bytes(pki("ca-expired.pem")), 1600000000000LL);   // valid in 2020: only the cap refuses it.
+  CHECK(over.code() == TrustError::kTooMany);
 }
