@@ -41,10 +41,45 @@ idl::GrantRefusal toWire(GrantDenial d) {
 }
 
 // Whether a grant minted earlier carries exactly what `d` would give it now.
-bool sameTerms(const PolicyDecision& d, const GrantRecord& g) {
-  return d.address == g.address && d.tls.minVersion == g.tls.minVersion && d.tls.timePolicy == g.tls.timePolicy &&
-         d.tls.pins == g.tls.pins && d.tls.pinsExpireAtMs == g.tls.pinsExpireAtMs &&
-         d.connectTimeoutMs == g.connectTimeoutMs && d.handshakeTimeoutMs == g.handshakeTimeoutMs;
+// The grant's terms as a decision gives them: the address, TLS policy and timeouts.
+void fillTerms(const PolicyDecision& d, idl::Grant::Builder g) {
+  g.setAddress(d.address);
+  auto tls = g.initTls();
+  tls.setMinVersion(d.tls.minVersion == MinTlsVersion::kTls12 ? idl::TlsVersion::TLS12 : idl::TlsVersion::TLS13);
+  tls.setTimePolicy(d.tls.timePolicy == TimePolicy::kIgnoreValidity ? idl::CertTimePolicy::IGNORE_VALIDITY
+                                                                     : idl::CertTimePolicy::ENFORCE);
+  auto pins = tls.initPins(static_cast<unsigned>(d.tls.pins.size()));
+  for (unsigned i = 0; i < pins.size(); ++i) pins[i].setSpkiSha256(kj::arrayPtr(d.tls.pins[i].data(), 32));
+  tls.setPinsExpireAtMs(d.tls.pinsExpireAtMs);
+  g.setConnectTimeoutMs(d.connectTimeoutMs);
+  g.setHandshakeTimeoutMs(d.handshakeTimeoutMs);
+}
+
+// Whether a grant minted earlier carries exactly what `d` would give it now.
+bool sameTerms(const PolicyDecision& d, idl::Grant::Reader g) {
+  capnp::MallocMessageBuilder now;
+  auto terms = now.initRoot<idl::Grant>();
+  fillTerms(d, terms);
+  auto a = terms.asReader();
+  if (a.getAddress() != g.getAddress() || a.getConnectTimeoutMs() != g.getConnectTimeoutMs() ||
+      a.getHandshakeTimeoutMs() != g.getHandshakeTimeoutMs()) {
+    return false;
+  }
+  auto ta = a.getTls(), tb = g.getTls();
+  if (ta.getMinVersion() != tb.getMinVersion() || ta.getTimePolicy() != tb.getTimePolicy() ||
+      ta.getPinsExpireAtMs() != tb.getPinsExpireAtMs() || ta.getPins().size() != tb.getPins().size()) {
+    return false;
+  }
+  for (unsigned i = 0; i < ta.getPins().size(); ++i) {
+    if (ta.getPins()[i].getSpkiSha256() != tb.getPins()[i].getSpkiSha256()) return false;
+  }
+  return true;
+}
+
+GrantToken tokenOf(idl::Grant::Reader g) {
+  GrantToken t{};
+  toGrantToken(g.getToken(), t);
+  return t;
 }
 
 void fillDecision(const PolicyDecision& d, idl::Decision::Builder out) {
@@ -356,7 +391,7 @@ Capd::Capd(const Clock& clock, NetdLink& netd, ConfigSources sources, TokenSourc
 size_t Capd::activeGrants() const {
   const int64_t now = clock_.nowMs();
   return static_cast<size_t>(std::count_if(live_.begin(), live_.end(),
-                                           [now](const auto& l) { return l.second.record.expiresAtMs > now; }));
+                                           [now](const auto& l) { return l.second.grant().getExpiresAtMs() > now; }));
 }
 
 size_t Capd::grantsOf(uid_t subject) const {
@@ -367,7 +402,7 @@ size_t Capd::grantsOf(uid_t subject) const {
 void Capd::forget(const GrantToken& token) {
   auto it = live_.find(token);
   if (it == live_.end()) return;
-  auto s = perSubject_.find(it->second.record.subjectUid);
+  auto s = perSubject_.find(it->second.grant().getSubjectUid());
   if (s != perSubject_.end() && --s->second == 0) perSubject_.erase(s);
   live_.erase(it);
 }
@@ -381,10 +416,13 @@ void Capd::expire() {
   }
 }
 
-void Capd::remember(const GrantRecord& g, const GrantRequest& request) {
-  live_.emplace(g.token, Live{g, request});
-  byExpiry_.emplace(g.expiresAtMs, g.token);
-  ++perSubject_[g.subjectUid];
+void Capd::remember(kj::Own<capnp::MallocMessageBuilder> message, const GrantRequest& request) {
+  Live l{kj::mv(message), request};
+  auto g = l.grant();
+  GrantToken token = tokenOf(g);
+  byExpiry_.emplace(g.getExpiresAtMs(), token);
+  ++perSubject_[g.getSubjectUid()];
+  live_.emplace(token, kj::mv(l));
 }
 
 void Capd::start() {
@@ -425,7 +463,7 @@ kj::Promise<ReloadOutcome> Capd::apply(std::shared_ptr<const Policy> next) {
   std::vector<GrantToken> revoked;
   for (auto& [token, l] : live_) {
     PolicyDecision d = policy_->decideGrant(l.request, clock_.nowMs());
-    if (!d.allowed || !sameTerms(d, l.record)) revoked.push_back(token);
+    if (!d.allowed || !sameTerms(d, l.grant())) revoked.push_back(token);
   }
   for (const auto& t : revoked) forget(t);
   out.revoked = revoked.size();
@@ -466,19 +504,22 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
     auditDenial("capd", request.callerUid, "deny", {{"principal", principal}, {"reason", grantDenialReason(out.denial)}, {"scope", scope}});
     return out;
   }
-  GrantRecord g;
-  g.token = tokens_();
-  g.id = nextGrantId_++;
-  g.subjectUid = request.subjectUid;
-  g.holderUid = request.callerUid;
-  g.scheme = request.scheme;
-  g.host = request.host;
-  g.port = request.port;
-  g.address = d.address;
-  g.expiresAtMs = clock_.nowMs() + policy->grantLifetimeMs();
-  g.tls = d.tls;
-  g.connectTimeoutMs = d.connectTimeoutMs;
-  g.handshakeTimeoutMs = d.handshakeTimeoutMs;
+  // The grant record itself (idl::Grant): what netd keeps and decides from.
+  auto message = kj::heap<capnp::MallocMessageBuilder>(256);
+  auto g = message->initRoot<idl::Grant>();
+  const GrantToken token = tokens_();
+  const uint64_t id = nextGrantId_++;
+  const int64_t expiresAtMs = clock_.nowMs() + policy->grantLifetimeMs();
+  g.setToken(kj::arrayPtr(token.data(), token.size()));
+  g.setId(id);
+  g.setSubjectUid(request.subjectUid);
+  g.setHolderUid(request.callerUid);
+  auto gs = g.initScope();
+  gs.setScheme(request.scheme);
+  gs.setHost(request.host);
+  gs.setPort(request.port);
+  g.setExpiresAtMs(expiresAtMs);
+  fillTerms(d, g);
   if (d.ignoreValidityWarning) {
     audit("capd", "warn", {{"principal", principal}, {"scope", scope},
                            {"time-policy", "ignore-validity"}, {"detail", "certificate dates will not be checked"}});
@@ -486,8 +527,10 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
   // Registered first (netd must know the token before anyone can present it), then checked again:
   // a reload that ran while netd was answering may have withdrawn what this grant needs, and the
   // grant is returned only if the policy current now still allows it on the same terms.
-  return netd_.registerGrant(g).then(
-      [this, g, request, principal, scope, policy](bool registered) -> kj::Promise<MintOutcome> {
+  auto registering = netd_.registerGrant(g.asReader());
+  return registering.then(
+      [this, message = kj::mv(message), token, id, expiresAtMs, request, principal, scope, policy](
+          bool registered) mutable -> kj::Promise<MintOutcome> {
         MintOutcome out;
         if (!registered) {
           out.denial = GrantDenial::kNetdUnreachable;
@@ -497,22 +540,22 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
         }
         if (policy_ != policy) {
           PolicyDecision now = policy_->decideGrant(request, clock_.nowMs());
-          if (!now.allowed || !sameTerms(now, g)) {
+          if (!now.allowed || !sameTerms(now, message->getRoot<idl::Grant>().asReader())) {
             out.denial = GrantDenial::kPolicyChanged;
             out.detail = "a reload during the mint withdrew it: " + (now.allowed ? std::string("its terms changed") : now.reason);
             audit("capd", "deny", {{"principal", principal}, {"reason", grantDenialReason(out.denial)},
-                                   {"grant", grantName(g)}, {"scope", scope}});
-            return netd_.revoke(g.token).then([out]() { return out; });
+                                   {"grant", grantName(id)}, {"scope", scope}});
+            return netd_.revoke(token).then([out]() { return out; });
           }
         }
         expire();
-        remember(g, request);
+        remember(kj::mv(message), request);
         out.granted = true;
-        out.token = g.token;
-        out.expiresAtMs = g.expiresAtMs;
-        std::string holder = principalName(*policy_, g.holderUid);
+        out.token = token;
+        out.expiresAtMs = expiresAtMs;
+        std::string holder = principalName(*policy_, request.callerUid);
         audit("capd", "mint", {{"principal", principal}, {"holder", holder}, {"scope", scope},
-                               {"grant", grantName(g)}, {"expires-ms", std::to_string(g.expiresAtMs)}});
+                               {"grant", grantName(id)}, {"expires-ms", std::to_string(expiresAtMs)}});
         return kj::Promise<MintOutcome>(out);
       });
 }
@@ -596,10 +639,11 @@ kj::Promise<MintOutcome> Capd::mintDelegated(uid_t delegate, std::span<const uin
 
 kj::Promise<bool> Capd::revoke(uid_t caller, const GrantToken& token) {
   auto it = live_.find(token);
-  if (it == live_.end() || (it->second.record.holderUid != caller && it->second.record.subjectUid != caller)) {
+  if (it == live_.end() ||
+      (it->second.grant().getHolderUid() != caller && it->second.grant().getSubjectUid() != caller)) {
     return false;
   }
-  audit("capd", "revoke", {{"principal", principalName(*policy_, caller)}, {"grant", grantName(it->second.record)},
+  audit("capd", "revoke", {{"principal", principalName(*policy_, caller)}, {"grant", grantName(it->second.grant().getId())},
                            {"scope", scopeText(it->second.request)}, {"reason", "requested"}});
   forget(token);
   return netd_.revoke(token).then([]() { return true; });
@@ -610,8 +654,9 @@ kj::Promise<void> Capd::resync() {
   kj::Promise<void> done = netd_.announce(policy_->announcement(generation_));
   if (!policy_->devnetEnabled()) return done.then([this]() { return netd_.revokeAll(); });
   for (const auto& [token, l] : live_) {
-    GrantRecord g = l.record;
-    done = done.then([this, g]() { return netd_.registerGrant(g).ignoreResult(); });
+    done = done.then([this, copy = copyGrant(l.grant())]() mutable {
+      return netd_.registerGrant(grantOf(*copy)).ignoreResult();
+    });
   }
   return done;
 }

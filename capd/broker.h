@@ -12,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "capd/grant-registry.h"
 #include "capd/netd-link.h"
 #include "capd/policy.h"
 #include "common/clock.h"
@@ -113,12 +112,15 @@ class Capd {
   void setTrustRoots(Roots roots) { trustRoots_ = std::move(roots); }
 
  private:
+  // A live grant: the idl::Grant record capd minted (the one grant record, owned), and the
+  // request it answered (re-decided at every reload).
   struct Live {
-    GrantRecord record;
+    kj::Own<capnp::MallocMessageBuilder> message;
     GrantRequest request;
+    idl::Grant::Reader grant() const { return grantOf(*message); }
   };
   void expire();
-  void remember(const GrantRecord& g, const GrantRequest& request);
+  void remember(kj::Own<capnp::MallocMessageBuilder> grant, const GrantRequest& request);
   void forget(const GrantToken& token);
   size_t grantsOf(uid_t subject) const;
 

@@ -128,7 +128,8 @@ int main(int argc, char** argv) {
   capnet::UnixRpcServer server(*io.provider, "capd", capnet::RpcLimits{},
                                [&capd](const capnet::PeerCredentials& peer) { return capd.connectionFor(peer.uid); });
   capd.setPolicyObserver([&server](const capnet::Policy& p) {
-    server.setLimits(capnet::withPeerLimits(capnet::RpcLimits{}, p.netLimits()));
+    server.setLimits(capnet::withPeerCaps(capnet::RpcLimits{}, p.netLimits().connectionsPerUid,
+                                           p.netLimits().firstCallDeadlineMs));
   });
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { server.bind(socketPath, 0666).wait(io.waitScope); })) {
     std::fprintf(stderr, "capd: cannot bind %s: %s\n", socketPath.c_str(), e->getDescription().cStr());

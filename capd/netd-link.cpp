@@ -6,32 +6,6 @@
 
 namespace capnet {
 
-void toWire(const GrantRecord& g, idl::Grant::Builder out) {
-  out.setToken(kj::arrayPtr(g.token.data(), g.token.size()));
-  out.setId(g.id);
-  out.setSubjectUid(g.subjectUid);
-  out.setHolderUid(g.holderUid);
-  auto scope = out.initScope();
-  scope.setScheme(g.scheme);
-  scope.setHost(g.host);
-  scope.setPort(g.port);
-  out.setAddress(g.address);
-  out.setExpiresAtMs(g.expiresAtMs);
-  auto tls = out.initTls();
-  tls.setMinVersion(g.tls.minVersion == MinTlsVersion::kTls12 ? idl::TlsVersion::TLS12
-                                                                : idl::TlsVersion::TLS13);
-  tls.setTimePolicy(g.tls.timePolicy == TimePolicy::kIgnoreValidity
-                        ? idl::CertTimePolicy::IGNORE_VALIDITY
-                        : idl::CertTimePolicy::ENFORCE);
-  auto pins = tls.initPins(static_cast<unsigned>(g.tls.pins.size()));
-  for (unsigned i = 0; i < pins.size(); ++i) {
-    pins[i].setSpkiSha256(kj::arrayPtr(g.tls.pins[i].data(), g.tls.pins[i].size()));
-  }
-  tls.setPinsExpireAtMs(g.tls.pinsExpireAtMs);
-  out.setConnectTimeoutMs(g.connectTimeoutMs);
-  out.setHandshakeTimeoutMs(g.handshakeTimeoutMs);
-}
-
 struct UnixNetdLink::Session {
   explicit Session(kj::Own<kj::AsyncIoStream> s)
       : stream(kj::mv(s)), client(*stream), control(client.bootstrap().castAs<idl::NetControl>()) {}
@@ -84,10 +58,10 @@ kj::Promise<void> UnixNetdLink::run() {
       .then([this]() { return run(); });
 }
 
-kj::Promise<bool> UnixNetdLink::registerGrant(const GrantRecord& grant) {
+kj::Promise<bool> UnixNetdLink::registerGrant(idl::Grant::Reader grant) {
   KJ_IF_MAYBE(s, session_) {
     auto req = (*s)->control.registerRequest();
-    toWire(grant, req.initGrant());
+    req.setGrant(grant);
     return req.send().then([](auto&&) { return true; },
                            [](kj::Exception&& e) {
                              audit("capd", "netd-register-failed", {{"detail", e.getDescription().cStr()}});

@@ -7,7 +7,8 @@
 #include <cstdint>
 #include <string>
 
-#include "capd/grant-registry.h"
+#include "capd/policy.h"
+#include "idl/grant.h"
 #include "idl/cap.capnp.h"
 
 namespace capnet {
@@ -17,14 +18,12 @@ class NetdLink {
   virtual ~NetdLink() = default;
   virtual bool connected() const = 0;
   // Resolves true once netd holds the grant; false when netd is unreachable (never rejects).
-  virtual kj::Promise<bool> registerGrant(const GrantRecord& grant) = 0;
+  virtual kj::Promise<bool> registerGrant(idl::Grant::Reader grant) = 0;
   virtual kj::Promise<void> revoke(const GrantToken& token) = 0;
   virtual kj::Promise<void> revokeAll() = 0;
   virtual kj::Promise<void> announce(const Announcement& a) = 0;
 };
 
-// Fills an idl::Grant from a record (shared with netd's tests).
-void toWire(const GrantRecord& g, idl::Grant::Builder out);
 void toWire(const Announcement& a, idl::NetControl::AnnounceParams::Builder out);
 
 // The real link over a Unix socket, reconnecting with bounded backoff. On every (re)connect it
@@ -38,7 +37,7 @@ class UnixNetdLink final : public NetdLink {
   kj::Promise<void> run();   // connects, and reconnects forever; never rejects.
 
   bool connected() const override;
-  kj::Promise<bool> registerGrant(const GrantRecord& grant) override;
+  kj::Promise<bool> registerGrant(idl::Grant::Reader grant) override;
   kj::Promise<void> revoke(const GrantToken& token) override;
   kj::Promise<void> revokeAll() override;
   kj::Promise<void> announce(const Announcement& a) override;

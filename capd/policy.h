@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -14,9 +15,42 @@
 #include <vector>
 
 #include "capd/config.h"
-#include "capd/grant-registry.h"
+#include "common/rpc-server.h"
+#include "idl/grant.h"
 
 namespace capnet {
+
+enum class TimePolicy : uint8_t { kEnforce = 0, kIgnoreValidity = 1 };
+enum class MinTlsVersion : uint8_t { kTls13 = 0, kTls12 = 1 };
+
+// The TLS terms a decision gives a grant (they travel in idl::Grant.tls).
+struct GrantTls {
+  MinTlsVersion minVersion = MinTlsVersion::kTls13;
+  TimePolicy timePolicy = TimePolicy::kEnforce;
+  std::vector<std::array<uint8_t, 32>> pins;   // SPKI SHA-256; empty = no pinning.
+  int64_t pinsExpireAtMs = 0;
+};
+
+// What capd announces to netd with every policy (NetControl.announce): the principals and what
+// each holds, so netd's gate decides from facts, and the limits netd enforces per principal.
+struct PrincipalFacts {
+  uid_t uid = 0;
+  std::vector<std::string> capabilities;
+};
+
+struct NetLimits {
+  uint32_t streamsPerPrincipal = 16;     // network.limits.streamsPerPrincipal
+  uint32_t connectionsPerUid = 8;        // network.limits.connectionsPerUid
+  uint32_t firstCallDeadlineMs = 5000;   // network.limits.firstCallDeadlineMs
+  uint32_t maxStreamMs = 300000;         // network.grants.maxStreamMs
+};
+
+struct Announcement {
+  bool devnetEnabled = false;
+  uint64_t generation = 0;
+  std::vector<PrincipalFacts> principals;
+  NetLimits limits;
+};
 
 struct PrincipalInfo {
   std::string name;

@@ -44,6 +44,13 @@ struct RpcLimits {
   uint32_t firstCallDeadlineMs = 5000;         // config network.limits.firstCallDeadlineMs
 };
 
+// `base` with the per-peer caps a policy sets (network.limits).
+inline RpcLimits withPeerCaps(RpcLimits base, uint32_t connectionsPerUid, uint32_t firstCallDeadlineMs) {
+  base.maxConnectionsPerUid = connectionsPerUid;
+  base.firstCallDeadlineMs = firstCallDeadlineMs;
+  return base;
+}
+
 class UnixRpcServer {
  public:
   // Called once per connection with the peer's kernel credentials. Returning null refuses the

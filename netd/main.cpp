@@ -127,8 +127,8 @@ int main(int argc, char** argv) {
                                }
                                return capnp::Capability::Client(netd.netConnectFor(p.uid));
                              });
-  netd.setLimitsObserver([&apps, appLimits](const capnet::NetLimits& l) {
-    apps.setLimits(capnet::withPeerLimits(appLimits, l));
+  netd.setLimitsObserver([&apps, appLimits](const capnet::NetdLimits& l) {
+    apps.setLimits(capnet::withPeerCaps(appLimits, l.connectionsPerUid, l.firstCallDeadlineMs));
   });
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
                 control.bind(controlPath, 0600).wait(io.waitScope);

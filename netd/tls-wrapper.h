@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "capd/grant-registry.h"
+#include "netd/grant-registry.h"
 #include "idl/net.capnp.h"
 #include "netd/tcp-stack.h"
 
@@ -29,7 +29,7 @@ class TlsWrapper {
  public:
   virtual ~TlsWrapper() = default;
   virtual kj::Promise<std::variant<TlsSession, TlsFailure>> wrap(kj::Own<TcpConnection> inner,
-                                                                 const GrantRecord& grant,
+                                                                 idl::Grant::Reader grant,
                                                                  std::string serverName) = 0;
 };
 

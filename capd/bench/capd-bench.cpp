@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "capd/broker.h"
+#include "netd/grant-registry.h"
 #include "common/audit.h"
 #include "common/rpc-server.h"
 
@@ -25,7 +26,7 @@ namespace {
 class InstantNetd final : public NetdLink {
  public:
   bool connected() const override { return true; }
-  kj::Promise<bool> registerGrant(const GrantRecord&) override { return true; }
+  kj::Promise<bool> registerGrant(idl::Grant::Reader) override { return true; }
   kj::Promise<void> revoke(const GrantToken&) override { return kj::READY_NOW; }
   kj::Promise<void> revokeAll() override { return kj::READY_NOW; }
   kj::Promise<void> announce(const Announcement&) override { return kj::READY_NOW; }
@@ -89,15 +90,16 @@ int main(int argc, char** argv) {
       continue;
     }
     if (i >= 100) latencyUs.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-    GrantRecord g;
-    auto tok = resp.getResult().getGranted().getToken();
-    std::copy(tok.begin(), tok.end(), g.token.begin());
-    g.holderUid = getuid();
-    g.scheme = "tcp";
-    g.host = "devnet.test";
-    g.port = 7;
-    g.expiresAtMs = clock.nowMs() + 3600000;
-    registry.add(g);
+    capnp::MallocMessageBuilder m;
+    auto g = m.initRoot<idl::Grant>();
+    g.setToken(resp.getResult().getGranted().getToken());
+    g.setHolderUid(getuid());
+    auto s = g.initScope();
+    s.setScheme("tcp");
+    s.setHost("devnet.test");
+    s.setPort(7);
+    g.setExpiresAtMs(clock.nowMs() + 3600000);
+    registry.add(g.asReader());
   }
   if (latencyUs.empty()) {
     std::fprintf(stderr, "capd-bench: every mint was refused (%d); see the note above\n", refused);

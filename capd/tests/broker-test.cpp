@@ -25,7 +25,17 @@ namespace {
 class FakeNetd final : public NetdLink {
  public:
   bool up = true;
-  std::vector<GrantRecord> registered;
+  // What netd was asked to register, as plain fields.
+  struct Registered {
+    GrantToken token{};
+    uint64_t id = 0;
+    uid_t subjectUid = 0, holderUid = 0;
+    std::string scheme, host;
+    uint16_t port = 0;
+    uint32_t address = 0;
+    int64_t expiresAtMs = 0;
+  };
+  std::vector<Registered> registered;
   std::vector<GrantToken> revoked;
   int revokeAllCalls = 0;
   std::vector<std::pair<bool, uint64_t>> announced;
@@ -34,9 +44,19 @@ class FakeNetd final : public NetdLink {
   ~FakeNetd() noexcept override {}
   bool holdNext = false;
   kj::Own<kj::PromiseFulfiller<bool>> pending;
-  kj::Promise<bool> registerGrant(const GrantRecord& g) override {
+  kj::Promise<bool> registerGrant(idl::Grant::Reader g) override {
     if (!up) return false;
-    registered.push_back(g);
+    Registered r;
+    toGrantToken(g.getToken(), r.token);
+    r.id = g.getId();
+    r.subjectUid = g.getSubjectUid();
+    r.holderUid = g.getHolderUid();
+    r.scheme = g.getScope().getScheme();
+    r.host = g.getScope().getHost();
+    r.port = g.getScope().getPort();
+    r.address = g.getAddress();
+    r.expiresAtMs = g.getExpiresAtMs();
+    registered.push_back(r);
     if (holdNext) {
       holdNext = false;
       auto paf = kj::newPromiseAndFulfiller<bool>();

@@ -17,6 +17,7 @@
 #include "idl/cap.capnp.h"
 #include "netd/memory-connection.h"
 #include "netd/server/netd-server.h"
+#include "netd/tests/test-support.h"
 
 using namespace capnet;
 
@@ -164,22 +165,12 @@ struct Rig {
     dir = mkdtemp(t);
     stack.netd = &netd;
     control = netd.controlFor(getuid());   // a live capd session...
-    Announcement ann;                      // ...that turned devnet on, with this uid a principal
-    ann.devnetEnabled = true;
-    ann.generation = 1;
-    ann.principals.push_back(PrincipalFacts{getuid(), {"net.tcp.connect"}});
-    netd.announce(ann);
-    for (const char* host : {"devnet.test"}) {
-      GrantRecord g;
-      g.token.fill(kTokenByte);
-      g.subjectUid = g.holderUid = getuid();
-      g.scheme = "http";
-      g.host = host;
-      g.port = 80;
-      g.address = 0x0a000264;
-      g.expiresAtMs = 1000000;
-      netd.grants().add(g);
-    }
+    // ...that turned devnet on, with this uid a principal, and registered the grant.
+    netd.announce(capnet::testing::asPolicy(capnet::testing::testAnnouncement(true, 1)));
+    auto g = capnet::testing::testGrant(kTokenByte, getuid(), "http", 1000000);
+    g.port = 80;
+    g.address = 0x0a000264;
+    capnet::testing::addGrant(netd, g);
     capdServer.bind(dir + "/capd.sock", 0600).wait(io.waitScope);
     netdServer.bind(dir + "/netd.sock", 0600).wait(io.waitScope);
     a = capdServer.run().eagerlyEvaluate(nullptr);

@@ -87,38 +87,17 @@ class ControlImpl final : public idl::NetControl::Server {
 
   kj::Promise<void> announce(AnnounceContext context) override {
     if (!live()) return KJ_EXCEPTION(DISCONNECTED, "a newer capd session replaced this one");
-    auto p = context.getParams();
-    Announcement a;
-    a.devnetEnabled = p.getDevnetEnabled();
-    a.generation = p.getGeneration();
-    for (auto f : p.getPrincipals()) {
-      PrincipalFacts facts;
-      facts.uid = f.getUid();
-      for (auto c : f.getCapabilities()) facts.capabilities.emplace_back(c.cStr());
-      a.principals.push_back(std::move(facts));
-    }
-    if (p.hasLimits()) {
-      // Zero means "netd's default" where zero is not a valid limit; capd's validation keeps every
-      // value in range.
-      auto l = p.getLimits();
-      NetLimits defaults;
-      a.limits.streamsPerPrincipal = l.getStreamsPerPrincipal() ? l.getStreamsPerPrincipal() : defaults.streamsPerPrincipal;
-      a.limits.connectionsPerUid = l.getConnectionsPerUid() ? l.getConnectionsPerUid() : defaults.connectionsPerUid;
-      a.limits.firstCallDeadlineMs = l.getFirstCallDeadlineMs() ? l.getFirstCallDeadlineMs() : defaults.firstCallDeadlineMs;
-      a.limits.maxStreamMs = l.getMaxStreamMs();   // 0 is meaningful: closed as soon as the grant expires.
-    }
-    netd_.announce(std::move(a));
+    netd_.announce(policyFromWire(context.getParams()));
     return kj::READY_NOW;
   }
 
   kj::Promise<void> register_(RegisterContext context) override {
     if (!live()) return KJ_EXCEPTION(DISCONNECTED, "a newer capd session replaced this one");
     auto g = context.getParams().getGrant();
-    GrantRecord r;
     auto token = g.getToken();
     auto scope = g.getScope();
     // capd is trusted, but its messages are still checked: a malformed grant is refused, not stored.
-    if (token.size() != r.token.size()) return KJ_EXCEPTION(FAILED, "grant.token: must be 16 bytes");
+    if (token.size() != kGrantTokenBytes) return KJ_EXCEPTION(FAILED, "grant.token: must be 16 bytes");
     if (scope.getPort() == 0) return KJ_EXCEPTION(FAILED, "grant.scope.port: must not be 0");
     if (scope.getHost().size() == 0 || scope.getHost().size() > 253) {
       return KJ_EXCEPTION(FAILED, "grant.scope.host: empty or too long");
@@ -127,30 +106,15 @@ class ControlImpl final : public idl::NetControl::Server {
     if (scheme != "tcp" && scheme != "tls" && scheme != "http" && scheme != "https") {
       return KJ_EXCEPTION(FAILED, "grant.scope.scheme: unknown", scheme);
     }
-    if (!netd_.devnetEnabled()) return KJ_EXCEPTION(FAILED, "grant registered while devnet is off");
-    std::copy(token.begin(), token.end(), r.token.begin());
-    r.id = g.getId();
-    r.subjectUid = g.getSubjectUid();
-    r.holderUid = g.getHolderUid();
-    r.scheme = scheme;
-    r.host = scope.getHost();
-    r.port = scope.getPort();
-    r.address = g.getAddress();
-    r.expiresAtMs = g.getExpiresAtMs();
-    auto tls = g.getTls();
-    r.tls.minVersion = tls.getMinVersion() == idl::TlsVersion::TLS12 ? MinTlsVersion::kTls12 : MinTlsVersion::kTls13;
-    r.tls.timePolicy = tls.getTimePolicy() == idl::CertTimePolicy::IGNORE_VALIDITY ? TimePolicy::kIgnoreValidity
-                                                                                   : TimePolicy::kEnforce;
-    for (auto pin : tls.getPins()) {
+    for (auto pin : g.getTls().getPins()) {
       if (pin.getSpkiSha256().size() != 32) return KJ_EXCEPTION(FAILED, "grant.tls.pins: must be 32 bytes");
-      std::array<uint8_t, 32> d{};
-      std::copy(pin.getSpkiSha256().begin(), pin.getSpkiSha256().end(), d.begin());
-      r.tls.pins.push_back(d);
     }
-    r.tls.pinsExpireAtMs = tls.getPinsExpireAtMs();
-    r.connectTimeoutMs = std::clamp<uint32_t>(g.getConnectTimeoutMs(), 1, 600000);
-    r.handshakeTimeoutMs = std::clamp<uint32_t>(g.getHandshakeTimeoutMs(), 1, 600000);
-    netd_.grants().add(std::move(r));
+    if (g.getConnectTimeoutMs() == 0 || g.getConnectTimeoutMs() > 600000 || g.getHandshakeTimeoutMs() == 0 ||
+        g.getHandshakeTimeoutMs() > 600000) {
+      return KJ_EXCEPTION(FAILED, "grant timeouts: 1..600000 ms");
+    }
+    if (!netd_.devnetEnabled()) return KJ_EXCEPTION(FAILED, "grant registered while devnet is off");
+    netd_.grants().add(g);
     return kj::READY_NOW;
   }
 
@@ -182,6 +146,12 @@ class ControlImpl final : public idl::NetControl::Server {
   uint64_t id_;
 };
 
+GrantToken tokenOf(idl::Grant::Reader g) {
+  GrantToken t{};
+  toGrantToken(g.getToken(), t);
+  return t;
+}
+
 kj::Exception streamClosed(idl::ConnectRefusal reason, std::string_view detail) {
   return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
                        kj::str(kStreamClosedPrefix.data(), refusalName(reason).data(), " ", detail.data()));
@@ -200,9 +170,9 @@ kj::Exception streamClosedByHolder() {
 // the only users of the connection), then the connection is released.
 class StreamState final : public kj::Refcounted {
  public:
-  StreamState(Netd& netd, const GrantRecord& grant, kj::Own<TcpConnection> conn)
-      : token(grant.token), name(grantName(grant)), holder(grant.holderUid), grantExpiresAtMs(grant.expiresAtMs),
-        host(grant.host), netd_(&netd), conn_(kj::mv(conn)) {
+  StreamState(Netd& netd, idl::Grant::Reader grant, kj::Own<TcpConnection> conn)
+      : token(tokenOf(grant)), name(grantName(grant.getId())), holder(grant.getHolderUid()),
+        grantExpiresAtMs(grant.getExpiresAtMs()), host(grant.getScope().getHost()), netd_(&netd), conn_(kj::mv(conn)) {
     netd_->trackStream(*this);
   }
   ~StreamState() noexcept {
@@ -438,14 +408,22 @@ class NetConnectImpl final : public idl::NetConnect::Server {
       std::string detail = std::string("grant check: ") + std::string(grantDecisionReason(check.decision));
       return refuse(toRefusal(check.decision), detail);
     }
-    GrantRecord grant = *check.grant;   // copy: the registry may change while we connect.
+    // A copy: the registry may change while we connect; it lives as long as this call.
+    kj::Own<capnp::MallocMessageBuilder> owned;
+    KJ_IF_MAYBE(g, check.grant) {
+      owned = copyGrant(*g);
+    } else {
+      return refuse(idl::ConnectRefusal::INTERNAL, "grant check allowed without a grant");
+    }
+    idl::Grant::Reader grant = owned->getRoot<idl::Grant>().asReader();
+    const std::string grantHost = grant.getScope().getHost();
     // SNI and the name verified are the grant's host: policy (pins, TLS floor) is keyed by it, so
     // a caller may not name another server.
-    if (!serverName.empty() && serverName != grant.host) {
+    if (!serverName.empty() && serverName != grantHost) {
       return refuse(idl::ConnectRefusal::OUT_OF_SCOPE,
-                    "tls.serverName \"" + serverName + "\" differs from the grant's host \"" + grant.host + "\"");
+                    "tls.serverName \"" + serverName + "\" differs from the grant's host \"" + grantHost + "\"");
     }
-    serverName = grant.host;
+    serverName = grantHost;
     // 3. the stack.
     if (!netd_.stack().up()) {
       return refuse(idl::ConnectRefusal::NO_OS_STACK, "no OS network stack: " + netd_.stack().detail());
@@ -461,11 +439,12 @@ class NetConnectImpl final : public idl::NetConnect::Server {
     }
     StreamSlot slot(netd_, uid_);
     audit("net", "connect allow", {{"uid", std::to_string(uid_)}, {"host", host}, {"port", std::to_string(port)},
-                                   {"address", formatIpv4(grant.address)}, {"tls", useTls ? "yes" : "no"}});
+                                   {"address", formatIpv4(grant.getAddress())}, {"tls", useTls ? "yes" : "no"}});
     return netd_.stack()
-        .connect(grant.address, port, grant.connectTimeoutMs)
+        .connect(grant.getAddress(), port, grant.getConnectTimeoutMs())
         .then([this, context, grant, host, port, useTls, serverName, slot = kj::mv(slot)](
                   Result<kj::Own<TcpConnection>, ConnectError> r) mutable -> kj::Promise<void> {
+          // `grant` reads the copy attached to this chain below.
           if (!r.ok()) {
             auto reason = toRefusal(r.code());
             auditDenial("net", uid_, "connect fail", {{"reason", refusalName(reason)}, {"uid", std::to_string(uid_)},
@@ -505,7 +484,8 @@ class NetConnectImpl final : public idl::NetConnect::Server {
                 info.setLeafSha256(kj::arrayPtr(s.leafSha256.data(), s.leafSha256.size()));
                 c.setStream(newStream(grant, kj::mv(s.connection), slot));
               });
-        });
+        })
+        .attach(kj::mv(owned));
   }
 
   kj::Promise<void> status(StatusContext context) override {
@@ -522,13 +502,13 @@ class NetConnectImpl final : public idl::NetConnect::Server {
   // out only if devnet is still on and the grant still registered (else the connection is dropped
   // and the refusal says why).
   template <typename Context>
-  bool stillAllowed(Context& context, const GrantRecord& grant, const std::string& host) {
+  bool stillAllowed(Context& context, idl::Grant::Reader grant, const std::string& host) {
     idl::ConnectRefusal reason = idl::ConnectRefusal::INTERNAL;
     if (!netd_.capdConnected()) {
       reason = idl::ConnectRefusal::CAPD_UNREACHABLE;
     } else if (!netd_.devnetEnabled()) {
       reason = idl::ConnectRefusal::DEVNET_OFF;
-    } else if (netd_.grants().find(grant.token) == nullptr) {
+    } else if (netd_.grants().find(tokenOf(grant)) == nullptr) {
       reason = idl::ConnectRefusal::CAP_REVOKED;
     } else {
       return true;
@@ -541,16 +521,17 @@ class NetConnectImpl final : public idl::NetConnect::Server {
     return false;
   }
 
-  idl::ByteStream::Client newStream(const GrantRecord& grant, kj::Own<TcpConnection> conn, StreamSlot& slot) {
+  idl::ByteStream::Client newStream(idl::Grant::Reader grant, kj::Own<TcpConnection> conn, StreamSlot& slot) {
     slot.handOver();
     return kj::heap<ByteStreamImpl>(kj::refcounted<StreamState>(netd_, grant, kj::mv(conn)));
   }
 
-  static void fillInfo(idl::ConnectionInfo::Builder info, const GrantRecord& g, uint16_t localPort) {
-    info.setRemoteAddress(formatIpv4(g.address));
-    info.setRemotePort(g.port);
+  static void fillInfo(idl::ConnectionInfo::Builder info, idl::Grant::Reader g, uint16_t localPort) {
+    info.setRemoteAddress(formatIpv4(g.getAddress()));
+    info.setRemotePort(g.getScope().getPort());
     info.setLocalPort(localPort);
-    info.setTimePolicy(g.tls.timePolicy == TimePolicy::kIgnoreValidity ? "ignore-validity" : "enforce");
+    info.setTimePolicy(g.getTls().getTimePolicy() == idl::CertTimePolicy::IGNORE_VALIDITY ? "ignore-validity"
+                                                                                          : "enforce");
   }
 
   Netd& netd_;
@@ -614,17 +595,34 @@ void Netd::sessionClosed(uint64_t id) {
                                       {"streams-closed", std::to_string(closed)}});
 }
 
-void Netd::announce(Announcement a) {
-  bool was = devnet_;
-  devnet_ = a.devnetEnabled;
-  generation_ = a.generation;
-  announced_ = true;
-  principals_.clear();
-  for (auto& p : a.principals) {
-    auto& caps = principals_[p.uid];
-    for (auto& c : p.capabilities) caps.insert(std::move(c));
+NetdPolicy policyFromWire(idl::NetControl::AnnounceParams::Reader a) {
+  NetdPolicy p;
+  p.devnetEnabled = a.getDevnetEnabled();
+  p.generation = a.getGeneration();
+  for (auto f : a.getPrincipals()) {
+    auto& caps = p.principals[f.getUid()];
+    for (auto c : f.getCapabilities()) caps.insert(c.cStr());
   }
-  limits_ = a.limits;
+  if (a.hasLimits()) {
+    // Zero means "netd's default" where zero is not a valid limit; capd's validation keeps every
+    // value in range. maxStreamMs 0 is meaningful: closed as soon as the grant expires.
+    auto l = a.getLimits();
+    NetdLimits d;
+    p.limits.streamsPerPrincipal = l.getStreamsPerPrincipal() ? l.getStreamsPerPrincipal() : d.streamsPerPrincipal;
+    p.limits.connectionsPerUid = l.getConnectionsPerUid() ? l.getConnectionsPerUid() : d.connectionsPerUid;
+    p.limits.firstCallDeadlineMs = l.getFirstCallDeadlineMs() ? l.getFirstCallDeadlineMs() : d.firstCallDeadlineMs;
+    p.limits.maxStreamMs = l.getMaxStreamMs();
+  }
+  return p;
+}
+
+void Netd::announce(NetdPolicy policy) {
+  bool was = devnet_;
+  devnet_ = policy.devnetEnabled;
+  generation_ = policy.generation;
+  announced_ = true;
+  principals_ = std::move(policy.principals);
+  limits_ = policy.limits;
   if (limitsObserver_) limitsObserver_(limits_);
   size_t revoked = devnet_ ? 0 : grants_.revokeAll();
   size_t closed = devnet_ ? 0 : closeStreams(nullptr, idl::ConnectRefusal::DEVNET_OFF);

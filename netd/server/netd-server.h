@@ -12,7 +12,7 @@
 
 #include <kj/timer.h>
 
-#include "capd/grant-registry.h"
+#include "netd/grant-registry.h"
 #include "common/clock.h"
 #include "idl/cap.capnp.h"
 #include "idl/net.capnp.h"
@@ -35,6 +35,26 @@ kj::Maybe<idl::ConnectRefusal> streamClosedReason(const kj::Exception& e);
 
 class StreamState;
 
+// What capd announced with the policy (NetControl.announce), as netd keeps it: devnet, who the
+// principals are and what each holds (the gate decides from these facts), and the limits netd
+// enforces per principal.
+struct NetdLimits {
+  uint32_t streamsPerPrincipal = 16;     // network.limits.streamsPerPrincipal (open + connecting)
+  uint32_t connectionsPerUid = 8;        // network.limits.connectionsPerUid (netd's app socket)
+  uint32_t firstCallDeadlineMs = 5000;   // network.limits.firstCallDeadlineMs
+  uint32_t maxStreamMs = 300000;         // network.grants.maxStreamMs: life of a stream past its grant's expiry
+};
+
+struct NetdPolicy {
+  bool devnetEnabled = false;
+  uint64_t generation = 0;
+  std::map<uid_t, std::set<std::string, std::less<>>> principals;
+  NetdLimits limits;
+};
+
+// The announcement as netd keeps it (zero limits mean netd's defaults, except maxStreamMs).
+NetdPolicy policyFromWire(idl::NetControl::AnnounceParams::Reader a);
+
 class Netd {
  public:
   Netd(const Clock& clock, kj::Timer& timer, TcpStack& stack, uid_t capdUid, TlsWrapper* tls = nullptr);
@@ -48,7 +68,7 @@ class Netd {
 
   bool capdConnected() const { return capdSession_ != 0; }
   bool devnetEnabled() const { return devnet_; }
-  const NetLimits& limits() const { return limits_; }
+  const NetdLimits& limits() const { return limits_; }
   // Facts announced by capd: whether `uid` is a principal and what it holds.
   bool isPrincipal(uid_t uid) const { return principals_.count(uid) != 0; }
   bool holds(uid_t uid, std::string_view capability) const;
@@ -65,9 +85,9 @@ class Netd {
   void sessionOpened(uint64_t id);
   void sessionClosed(uint64_t id);
   bool isLiveSession(uint64_t id) const { return id == capdSession_; }
-  void announce(Announcement a);
+  void announce(NetdPolicy policy);
   // Told of every announcement's limits: netd's app socket takes its per-peer caps from them.
-  void setLimitsObserver(std::function<void(const NetLimits&)> observer) { limitsObserver_ = std::move(observer); }
+  void setLimitsObserver(std::function<void(const NetdLimits&)> observer) { limitsObserver_ = std::move(observer); }
 
   // Streams, each tied to the grant it was opened under (so taking the grant away ends them)
   // and counted against its holder's cap from the moment its connect starts.
@@ -95,10 +115,10 @@ class Netd {
   bool announced_ = false;
   uint64_t generation_ = 0;
   std::map<uid_t, std::set<std::string, std::less<>>> principals_;
-  NetLimits limits_;
+  NetdLimits limits_;
   std::set<StreamState*> streams_;
   std::map<uid_t, size_t> streamsPerUid_;
-  std::function<void(const NetLimits&)> limitsObserver_;
+  std::function<void(const NetdLimits&)> limitsObserver_;
   uint64_t capdSession_ = 0;   // 0: no live control session.
   uint64_t nextSession_ = 1;
 };

@@ -78,8 +78,9 @@ class TlsConnection final : public TcpConnection {
   }
 
   // Set-up shared by the handshake; returns false when wolfSSL refuses the parameters.
-  bool init(const GrantRecord& grant, const std::string& serverName) {
-    grant_ = grant;
+  bool init(const std::string& serverName, bool ignoreValidity) {
+    host_ = serverName;
+    ignoreValidity_ = ignoreValidity;
     ssl_ = wolfSSL_new(ctx_);
     if (ssl_ == nullptr) return false;
     wolfSSL_SetIOReadCtx(ssl_, this);
@@ -157,9 +158,9 @@ class TlsConnection final : public TcpConnection {
     if (self == nullptr) return 0;
     int e = store->error;
     bool dateError = e == ASN_AFTER_DATE_E || e == ASN_BEFORE_DATE_E || e == 9 || e == 10 || e == 13 || e == 14;
-    if (dateError && self->grant_.tls.timePolicy == TimePolicy::kIgnoreValidity) {
+    if (dateError && self->ignoreValidity_) {
       // Honoured only because capd put it in the grant (devnet on); loud at every use.
-      audit("tls", "warn", {{"time-policy", "ignore-validity"}, {"host", self->grant_.host}, {"error", std::to_string(e)}});
+      audit("tls", "warn", {{"time-policy", "ignore-validity"}, {"host", self->host_}, {"error", std::to_string(e)}});
       return 1;
     }
     if (self->verifyError_ == 0) self->verifyError_ = e;
@@ -186,7 +187,8 @@ class TlsConnection final : public TcpConnection {
   kj::Own<TcpConnection> inner_;
   WOLFSSL_CTX* ctx_;
   WOLFSSL* ssl_ = nullptr;
-  GrantRecord grant_;
+  std::string host_;             // the grant's host (SNI, verified name).
+  bool ignoreValidity_ = false;  // the grant's certificate-time policy.
   std::deque<uint8_t> in_;
   std::vector<uint8_t> out_;
   bool innerEof_ = false;
@@ -210,12 +212,34 @@ WolfTlsWrapper::~WolfTlsWrapper() {
 }
 
 kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<TcpConnection> inner,
-                                                                      const GrantRecord& grant, std::string serverName) {
+                                                                      idl::Grant::Reader grantRecord,
+                                                                      std::string serverName) {
   using Out = std::variant<TlsSession, TlsFailure>;
+  // What this handshake needs of the grant, copied now: the record belongs to the caller.
+  struct Terms {
+    std::string host;
+    bool tls12 = false;
+    bool ignoreValidity = false;
+    std::vector<std::array<uint8_t, 32>> pins;
+    int64_t pinsExpireAtMs = 0;
+    uint32_t handshakeTimeoutMs = 5000;
+  } grant;
+  grant.host = grantRecord.getScope().getHost();
+  auto tls = grantRecord.getTls();
+  grant.tls12 = tls.getMinVersion() == idl::TlsVersion::TLS12;
+  grant.ignoreValidity = tls.getTimePolicy() == idl::CertTimePolicy::IGNORE_VALIDITY;
+  for (auto pin : tls.getPins()) {
+    std::array<uint8_t, 32> d{};
+    if (pin.getSpkiSha256().size() != d.size()) continue;   // netd refused such a grant at registration.
+    std::copy(pin.getSpkiSha256().begin(), pin.getSpkiSha256().end(), d.begin());
+    grant.pins.push_back(d);
+  }
+  grant.pinsExpireAtMs = tls.getPinsExpireAtMs();
+  grant.handshakeTimeoutMs = grantRecord.getHandshakeTimeoutMs();
   WOLFSSL_CTX* ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
   if (ctx == nullptr) return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "wolfSSL_CTX_new failed"});
   auto conn = kj::heap<TlsConnection>(kj::mv(inner), ctx);   // owns ctx from here on.
-  int minVersion = grant.tls.minVersion == MinTlsVersion::kTls12 ? WOLFSSL_TLSV1_2 : WOLFSSL_TLSV1_3;
+  int minVersion = grant.tls12 ? WOLFSSL_TLSV1_2 : WOLFSSL_TLSV1_3;
   if (wolfSSL_CTX_SetMinVersion(ctx, minVersion) != WOLFSSL_SUCCESS) {
     return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "cannot set the minimum TLS version"});
   }
@@ -233,7 +257,7 @@ kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<T
   wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, &TlsConnection::onVerify);
   wolfSSL_CTX_SetIORecv(ctx, &TlsConnection::onRecv);
   wolfSSL_CTX_SetIOSend(ctx, &TlsConnection::onSend);
-  if (!conn->init(grant, serverName)) return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "TLS session set-up failed"});
+  if (!conn->init(serverName, grant.ignoreValidity)) return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "TLS session set-up failed"});
 
   auto& c = *conn;
   auto handshake = timer_.timeoutAfter(grant.handshakeTimeoutMs * kj::MILLISECONDS, c.handshake());
@@ -253,9 +277,9 @@ kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<T
         VerifyPolicy policy;
         policy.host = grant.host;
         policy.nowMs = clock_.nowMs();
-        policy.ignoreValidity = grant.tls.timePolicy == TimePolicy::kIgnoreValidity;
-        policy.pins = grant.tls.pins;
-        policy.pinsExpireAtMs = grant.tls.pinsExpireAtMs;
+        policy.ignoreValidity = grant.ignoreValidity;
+        policy.pins = grant.pins;
+        policy.pinsExpireAtMs = grant.pinsExpireAtMs;
         auto verified = verifyChain(chainDer, *trusted, policy);
         if (!verified.ok()) {
           idl::ConnectRefusal reason = idl::ConnectRefusal::TLS_POLICY_VIOLATION;

@@ -24,7 +24,7 @@ class WolfTlsWrapper final : public TlsWrapper {
   WolfTlsWrapper(kj::Timer& timer, const Clock& clock, Roots roots);
   ~WolfTlsWrapper() override;
 
-  kj::Promise<std::variant<TlsSession, TlsFailure>> wrap(kj::Own<TcpConnection> inner, const GrantRecord& grant,
+  kj::Promise<std::variant<TlsSession, TlsFailure>> wrap(kj::Own<TcpConnection> inner, idl::Grant::Reader grant,
                                                          std::string serverName) override;
 
  private:

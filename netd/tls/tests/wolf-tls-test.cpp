@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/audit.h"
+#include "netd/tests/test-support.h"
 #include "netd/tls/wolf-tls.h"
 
 using namespace capnet;
@@ -104,12 +105,13 @@ struct Rig {
   }
   ~Rig() { std::system(("rm -rf '" + roots + "'").c_str()); }
 
-  std::variant<TlsSession, TlsFailure> handshake(const std::string& cert, GrantRecord grant = {}, bool tls12Only = false) {
+  std::variant<TlsSession, TlsFailure> handshake(const std::string& cert, capnet::testing::TestGrant grant = {}, bool tls12Only = false) {
     Fixture f(cert, tls12Only);
     auto stream = io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
     grant.host = "devnet.test";
     if (grant.handshakeTimeoutMs == 0) grant.handshakeTimeoutMs = 5000;
-    auto r = tls->wrap(kj::heap<StreamConnection>(kj::mv(stream)), grant, "devnet.test").wait(io.waitScope);
+    auto record = grant.message();
+    auto r = tls->wrap(kj::heap<StreamConnection>(kj::mv(stream)), grantOf(*record), "devnet.test").wait(io.waitScope);
     if (auto* s = std::get_if<TlsSession>(&r)) {
       // Speak HTTP through it, so the session is proven usable.
       std::string req = "GET / HTTP/1.1\r\nHost: devnet.test\r\n\r\n";
@@ -160,9 +162,9 @@ TEST_CASE("certificates below the web-PKI baseline are refused as policy violati
 
 TEST_CASE("a TLS 1.2-only server is refused as version-too-old unless the grant allows 1.2") {
   Rig rig;
-  CHECK(reasonOf(rig.handshake("good", GrantRecord{}, true)) == idl::ConnectRefusal::TLS_VERSION_TOO_OLD);
-  GrantRecord allow;
-  allow.tls.minVersion = MinTlsVersion::kTls12;
+  CHECK(reasonOf(rig.handshake("good", capnet::testing::TestGrant{}, true)) == idl::ConnectRefusal::TLS_VERSION_TOO_OLD);
+  capnet::testing::TestGrant allow;
+  allow.tls12 = true;
   auto r = rig.handshake("good", allow, true);
   REQUIRE(std::holds_alternative<TlsSession>(r));
   CHECK(std::get<TlsSession>(r).version == "TLSv1.2");
@@ -172,8 +174,8 @@ TEST_CASE("the certificate-time policy follows the grant: ignore-validity accept
   Rig rig;
   std::vector<std::string> lines;
   setAuditSink([&](const std::string& l) { lines.push_back(l); });
-  GrantRecord g;
-  g.tls.timePolicy = TimePolicy::kIgnoreValidity;
+  capnet::testing::TestGrant g;
+  g.ignoreValidity = true;
   auto r = rig.handshake("expired", g);
   setAuditSink({});
   CHECK(std::holds_alternative<TlsSession>(r));
@@ -184,13 +186,13 @@ TEST_CASE("the certificate-time policy follows the grant: ignore-validity accept
 
 TEST_CASE("pins: a mismatching pin set refuses, an expired pin set is skipped and logged") {
   Rig rig;
-  GrantRecord g;
-  g.tls.pins.push_back(std::array<uint8_t, 32>{1, 2, 3});
-  g.tls.pinsExpireAtMs = kGuestNow + 86400000;
+  capnet::testing::TestGrant g;
+  g.pins.push_back(std::array<uint8_t, 32>{1, 2, 3});
+  g.pinsExpireAtMs = kGuestNow + 86400000;
   CHECK(reasonOf(rig.handshake("good", g)) == idl::ConnectRefusal::TLS_PIN_MISMATCH);
   std::vector<std::string> lines;
   setAuditSink([&](const std::string& l) { lines.push_back(l); });
-  g.tls.pinsExpireAtMs = kGuestNow - 1;
+  g.pinsExpireAtMs = kGuestNow - 1;
   auto r = rig.handshake("good", g);
   setAuditSink({});
   CHECK(std::holds_alternative<TlsSession>(r));
@@ -205,8 +207,9 @@ TEST_CASE("with no roots in the trust store every handshake is refused as untrus
   WolfTlsWrapper tls(io.provider->getTimer(), clock, Roots{"/nonexistent", "/nonexistent"});
   Fixture f("good");
   auto stream = io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-  GrantRecord g;
+  capnet::testing::TestGrant g;
   g.handshakeTimeoutMs = 5000;
-  auto r = tls.wrap(kj::heap<StreamConnection>(kj::mv(stream)), g, "devnet.test").wait(io.waitScope);
+  auto record = g.message();
+  auto r = tls.wrap(kj::heap<StreamConnection>(kj::mv(stream)), grantOf(*record), "devnet.test").wait(io.waitScope);
   CHECK(reasonOf(r) == idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER);
 }

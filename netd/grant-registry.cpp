@@ -1,7 +1,6 @@
-#include "capd/grant-registry.h"
+#include "netd/grant-registry.h"
 
-#include <algorithm>
-#include <cstring>
+#include <vector>
 
 namespace capnet {
 namespace {
@@ -9,15 +8,9 @@ namespace {
 // Revoked tokens remembered so a refusal can say "revoked"; older ones become "no-cap".
 constexpr size_t kMaxRememberedRevocations = 4096;
 
-bool toToken(std::span<const uint8_t> bytes, GrantToken& out) {
-  if (bytes.size() != kGrantTokenBytes) return false;
-  std::memcpy(out.data(), bytes.data(), kGrantTokenBytes);
-  return true;
-}
+idl::Grant::Reader readerOf(const capnp::MallocMessageBuilder& m) { return grantOf(m); }
 
 }  // namespace
-
-std::string grantName(const GrantRecord& g) { return "g" + std::to_string(g.id); }
 
 std::string_view grantDecisionReason(GrantDecision d) {
   switch (d) {
@@ -31,28 +24,24 @@ std::string_view grantDecisionReason(GrantDecision d) {
   return "no-cap";
 }
 
-size_t GrantTokenHash::operator()(const GrantToken& t) const {
-  // Tokens are uniformly random: their first 8 bytes are already a good hash.
-  uint64_t h;
-  std::memcpy(&h, t.data(), sizeof(h));
-  return static_cast<size_t>(h);
-}
-
 GrantRegistry::GrantRegistry(const Clock& clock) : clock_(clock) {}
 
-void GrantRegistry::add(GrantRecord grant) {
-  GrantToken token = grant.token;
-  grants_.insert_or_assign(token, std::move(grant));
+void GrantRegistry::add(idl::Grant::Reader grant) {
+  GrantToken token;
+  if (!toGrantToken(grant.getToken(), token)) return;
+  byExpiry_.emplace(grant.getExpiresAtMs(), token);
+  grants_.insert_or_assign(token, copyGrant(grant));
 }
 
-const GrantRecord* GrantRegistry::find(const GrantToken& token) const {
+kj::Maybe<idl::Grant::Reader> GrantRegistry::find(const GrantToken& token) const {
   auto it = grants_.find(token);
-  return it == grants_.end() ? nullptr : &it->second;
+  if (it == grants_.end()) return nullptr;
+  return readerOf(*it->second);
 }
 
 bool GrantRegistry::revoke(std::span<const uint8_t> bytes) {
   GrantToken token;
-  if (!toToken(bytes, token)) return false;
+  if (!toGrantToken(kj::arrayPtr(bytes.data(), bytes.size()), token)) return false;
   auto it = grants_.find(token);
   if (it == grants_.end()) return false;
   grants_.erase(it);
@@ -60,7 +49,7 @@ bool GrantRegistry::revoke(std::span<const uint8_t> bytes) {
     revokedOrder_.push_back(token);
     if (revokedOrder_.size() > kMaxRememberedRevocations) {
       revoked_.erase(revokedOrder_.front());
-      revokedOrder_.erase(revokedOrder_.begin());
+      revokedOrder_.pop_front();
     }
   }
   return true;
@@ -71,49 +60,54 @@ size_t GrantRegistry::revokeAll() {
   tokens.reserve(grants_.size());
   for (const auto& [token, grant] : grants_) tokens.push_back(token);
   for (const auto& t : tokens) revoke(t);
+  byExpiry_.clear();
   return tokens.size();
 }
 
-GrantCheck GrantRegistry::check(std::span<const uint8_t> bytes, uid_t presenterUid, bool tls,
-                                std::string_view host, uint16_t port) const {
+GrantCheck GrantRegistry::check(std::span<const uint8_t> bytes, uid_t presenterUid, bool tls, std::string_view host,
+                                uint16_t port) const {
   GrantCheck result;   // kNoCap
   GrantToken token;
-  if (!toToken(bytes, token)) return result;
+  if (!toGrantToken(kj::arrayPtr(bytes.data(), bytes.size()), token)) return result;
   auto it = grants_.find(token);
   if (it == grants_.end()) {
     if (revoked_.count(token)) result.decision = GrantDecision::kRevoked;
     return result;
   }
-  const GrantRecord& g = it->second;
-  if (clock_.nowMs() >= g.expiresAtMs) {
+  idl::Grant::Reader g = readerOf(*it->second);
+  if (clock_.nowMs() >= g.getExpiresAtMs()) {
     result.decision = GrantDecision::kExpired;
     return result;
   }
-  if (g.holderUid != presenterUid) {
+  if (g.getHolderUid() != presenterUid) {
     result.decision = GrantDecision::kWrongUid;
     return result;
   }
-  const bool schemeIsTls = g.scheme == "tls" || g.scheme == "https";
-  const bool schemeKnown = schemeIsTls || g.scheme == "tcp" || g.scheme == "http";
-  if (!schemeKnown || schemeIsTls != tls || g.host != host || g.port != port) {
+  auto scope = g.getScope();
+  std::string_view scheme(scope.getScheme().cStr(), scope.getScheme().size());
+  const bool schemeIsTls = scheme == "tls" || scheme == "https";
+  const bool schemeKnown = schemeIsTls || scheme == "tcp" || scheme == "http";
+  if (!schemeKnown || schemeIsTls != tls || std::string_view(scope.getHost().cStr(), scope.getHost().size()) != host ||
+      scope.getPort() != port) {
     result.decision = GrantDecision::kOutOfScope;
     return result;
   }
   result.decision = GrantDecision::kAllowed;
-  result.grant = &g;
+  result.grant = g;
   return result;
 }
 
 size_t GrantRegistry::sweep() {
   const int64_t now = clock_.nowMs();
   size_t n = 0;
-  for (auto it = grants_.begin(); it != grants_.end();) {
-    if (now >= it->second.expiresAtMs) {
-      it = grants_.erase(it);
+  while (!byExpiry_.empty() && byExpiry_.begin()->first <= now) {
+    auto it = grants_.find(byExpiry_.begin()->second);
+    // The same token may have been re-registered with a later expiry: only drop it when due.
+    if (it != grants_.end() && readerOf(*it->second).getExpiresAtMs() <= now) {
+      grants_.erase(it);
       ++n;
-    } else {
-      ++it;
     }
+    byExpiry_.erase(byExpiry_.begin());
   }
   return n;
 }

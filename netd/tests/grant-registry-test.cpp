@@ -1,22 +1,18 @@
 #include <doctest/doctest.h>
 
-#include "capd/grant-registry.h"
+#include "netd/grant-registry.h"
+#include "netd/tests/test-support.h"
 
 using namespace capnet;
 
 namespace {
 
-GrantRecord grant(uint8_t seed, uid_t holder, std::string scheme = "tcp") {
-  GrantRecord g;
-  g.token.fill(seed);
-  g.subjectUid = holder;
-  g.holderUid = holder;
-  g.scheme = std::move(scheme);
-  g.host = "devnet.test";
-  g.port = 7;
-  g.address = 0x0a000202u;
-  g.expiresAtMs = 1000;
-  return g;
+// The registry keeps its own copy: the message may go away after add().
+idl::Grant::Reader grant(uint8_t seed, uid_t holder, std::string scheme = "tcp") {
+  static std::vector<kj::Own<capnp::MallocMessageBuilder>> keep;
+  auto g = capnet::testing::testGrant(seed, holder, std::move(scheme), 1000);
+  keep.push_back(g.message());
+  return grantOf(*keep.back());
 }
 
 }  // namespace
@@ -31,7 +27,7 @@ TEST_CASE("registry check order: unknown -> revoked -> expired -> holder uid -> 
   forged.fill(9);
 
   CHECK(r.check(t, 100, false, "devnet.test", 7).allowed());
-  CHECK(r.check(t, 100, false, "devnet.test", 7).grant->address == 0x0a000202u);
+  CHECK(KJ_ASSERT_NONNULL(r.check(t, 100, false, "devnet.test", 7).grant).getAddress() == 0x0a000202u);
   CHECK(r.check(forged, 100, false, "devnet.test", 7).decision == GrantDecision::kNoCap);
   CHECK(r.check(std::span<const uint8_t>(), 100, false, "devnet.test", 7).decision == GrantDecision::kNoCap);
   CHECK(r.check(std::span<const uint8_t>(t.data(), 8), 100, false, "devnet.test", 7).decision == GrantDecision::kNoCap);
@@ -80,4 +76,27 @@ TEST_CASE("a default GrantCheck denies") {
   GrantCheck c;
   CHECK_FALSE(c.allowed());
   CHECK(grantDecisionReason(c.decision) == "no-cap");
+}
+
+TEST_CASE("the registry keeps its own copy of each grant, and sweeping costs only what expired") {
+  FakeClock clock(0);
+  GrantRegistry r(clock);
+  {
+    auto g = capnet::testing::testGrant(7, 100, "tcp", 2000);
+    auto message = g.message();
+    r.add(grantOf(*message));
+  }   // the message capd sent is gone; the registry's copy is not.
+  GrantToken t;
+  t.fill(7);
+  auto found = r.find(t);
+  REQUIRE(found != nullptr);
+  CHECK(KJ_ASSERT_NONNULL(found).getScope().getHost() == "devnet.test");
+  // Re-registered with a later expiry: the early sweep entry must not drop it.
+  auto later = capnet::testing::testGrant(7, 100, "tcp", 9000);
+  r.add(grantOf(*later.message()));
+  clock.set(5000);
+  CHECK(r.sweep() == 0);
+  CHECK(r.size() == 1);
+  clock.set(9000);
+  CHECK(r.sweep() == 1);
 }
