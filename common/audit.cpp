@@ -223,16 +223,25 @@ bool auditDenialFor(std::string_view component, std::string_view who, std::strin
 void startAsyncAudit() {
   std::lock_guard<std::mutex> lock(gSinkMutex);
   if (gAsync != nullptr) return;
-  gAsync = new AsyncWriter();   // lives until exit, drained by the handler below.
-  std::atexit([]() {
-    AsyncWriter* w = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(gSinkMutex);
-      w = gAsync;
-      gAsync = nullptr;   // later lines (from other atexit handlers) are written directly.
-    }
-    if (w != nullptr) w->drain();
-  });
+  gAsync = new AsyncWriter();   // drained and freed by stopAsyncAudit (at the latest at exit).
+  static bool registered = false;
+  if (!registered) {
+    registered = true;
+    std::atexit(stopAsyncAudit);
+  }
+}
+
+void stopAsyncAudit() {
+  AsyncWriter* w = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(gSinkMutex);
+    w = gAsync;
+    gAsync = nullptr;   // later lines (from other atexit handlers) are written directly.
+  }
+  if (w != nullptr) {
+    w->drain();
+    delete w;
+  }
 }
 
 }  // namespace capnet

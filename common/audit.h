@@ -49,5 +49,8 @@ void setAuditClock(std::function<int64_t()> nowMs);
 // bounded queue, so a slow console never blocks the event loop. A full queue drops lines and
 // counts them (`audit: dropped count=<n>` once there is room). Lines are flushed at exit.
 void startAsyncAudit();
+// Writes every queued line, stops the writer thread and goes back to writing directly. Runs at
+// exit by itself.
+void stopAsyncAudit();
 
 }  // namespace capnet

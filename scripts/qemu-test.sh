@@ -119,9 +119,11 @@ run_profile() {
   local qpid=$!
   pids+=("$qpid")
 
-  local -a required forbidden
+  local -a required forbidden allowed
   mapfile -t required < <(values "$p.require")
-  mapfile -t forbidden < <(values "global.forbid"; values "$p.forbid")
+  mapfile -t allowed < <(values "$p.allow")
+  # A profile may allow a globally forbidden line (the restart profile's `init: restart`).
+  mapfile -t forbidden < <(values "global.forbid" | grep -vxF -f <(printf '%s\n' "${allowed[@]}" | sed '/^$/d'); values "$p.forbid")
   # The last boot may stop early; earlier boots run until their guest powers off.
   local last=0
   [[ "$boot" == "${boots[-1]}" ]] && last=1

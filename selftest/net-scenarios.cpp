@@ -1,10 +1,14 @@
 // Scenarios that exercise netd directly (and capd's grants): the devnet gate, real TCP through
 // lwIP over the VFIO-owned NIC, and the four no-capability refusals.
 #include <capnp/schema.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -709,6 +713,87 @@ Report hostileContained(Context& ctx) {
   return Report{Outcome::kOk, "contained=" + list};
 }
 
+// ---- The restart profile: a crashed daemon comes back, again and again, and the slice with it. ----
+
+// The pid of the running process named `name` (from /proc/*/comm), or 0.
+pid_t pidOf(const std::string& name) {
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return 0;
+  pid_t found = 0;
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0') continue;
+    std::string comm;
+    if (FILE* f = std::fopen(("/proc/" + std::string(e->d_name) + "/comm").c_str(), "r")) {
+      char buf[64] = {};
+      if (std::fgets(buf, sizeof(buf), f) != nullptr) comm = buf;
+      std::fclose(f);
+    }
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    if (comm == name) found = static_cast<pid_t>(pid);
+  }
+  ::closedir(d);
+  return found;
+}
+
+// Kills `name` and waits (bounded) until a new process of that name serves its socket again.
+bool crashAndWait(Context& ctx, const std::string& name, const std::string& socket, std::string& why) {
+  pid_t before = pidOf(name);
+  if (before == 0 || ::kill(before, SIGKILL) != 0) {
+    why = name + " is not running";
+    return false;
+  }
+  for (int i = 0; i < 200; ++i) {   // 20 s
+    ::usleep(100000);
+    pid_t now = pidOf(name);
+    if (now == 0 || now == before) continue;
+    Session s(ctx.io, socket, kSelftestUid);
+    if (!s.ok()) continue;
+    bool served = false;
+    if (name == "capd") {
+      served = outcome(s.as<idl::Broker>().statusRequest().send(), ctx.io.waitScope) == "ok";
+    } else {
+      served = outcome(s.as<idl::NetConnect>().statusRequest().send(), ctx.io.waitScope) == "ok";
+    }
+    if (served) return true;
+  }
+  why = name + " did not come back within 20 s";
+  return false;
+}
+
+// netd's view: capd connected and devnet announced (the policy is back after a restart).
+bool policyBack(Context& ctx) {
+  for (int i = 0; i < 100; ++i) {
+    Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+    if (netd.ok()) {
+      auto st = netd.as<idl::NetConnect>().statusRequest().send().wait(ctx.io.waitScope);
+      if (st.getCapdConnected() && st.getDevnetEnabled()) return true;
+    }
+    ::usleep(100000);
+  }
+  return false;
+}
+
+Report daemonRestart(Context& ctx) {
+  std::string detail;
+  if (!stackUp(ctx, detail)) return Report{Outcome::kPlaceholder, "no-os-stack"};
+  auto first = fetchAs(ctx, kSelftestUid, "http://devnet.test/");
+  if (first.refused || !first.error.empty()) return fail("no fetch before the crashes: " + first.detail + first.error);
+  std::string why;
+  // More crashes than the old supervisor's three: it must never give up.
+  for (int k = 0; k < 5; ++k) {
+    if (!crashAndWait(ctx, "capd", ctx.paths.capd, why)) return fail(why);
+  }
+  if (!crashAndWait(ctx, "netd", ctx.paths.netd, why)) return fail(why);
+  if (!policyBack(ctx)) return fail("netd never heard from capd again");
+  auto after = fetchAs(ctx, kSelftestUid, "http://devnet.test/");
+  if (after.refused || !after.error.empty() || after.body != "capnet devnet fixture\n") {
+    return fail("the fetch after the restarts failed: " + after.detail + after.error);
+  }
+  return Report{Outcome::kOk, "capd-restarts=5 netd-restarts=1"};
+}
+
 }  // namespace
 
 std::vector<Scenario> netScenarios(const std::string& profile) {
@@ -718,6 +803,7 @@ std::vector<Scenario> netScenarios(const std::string& profile) {
   }
   if (profile == "tcp") return {{"net tcp", tcpExchange}, {"net nocap deny", noCapDeny}};
   if (profile == "hostile") return {{"net hostile contained", hostileContained}};
+  if (profile == "restart") return {{"daemon restart", daemonRestart}};
   if (profile == "https") {
     return {{"net https", httpsFetch},     {"net tls deny", tlsDeny},   {"web redirect", httpsRedirects},
             {"web body cap", httpsBodyCap}, {"web devnet nocap deny", httpsNoCap}, {"web url deny", urlDeny}};
