@@ -10,11 +10,14 @@ std::string formatIpv4(uint32_t a) {
          std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
 }
 
-PolicyDecision deny(PolicyDecision d, GrantDenial why, std::string rule) {
+// `rule` is the condition that failed, as the rule trace states it ("app holds net.tcp.connect:
+// deny"); the reason says what was found ("no-cap (app lacks net.tcp.connect)") when `finding`
+// is given.
+PolicyDecision deny(PolicyDecision d, GrantDenial why, std::string rule, std::string finding = "") {
   d.allowed = false;
   d.denial = why;
   d.rules.push_back(rule + ": deny");
-  d.reason = std::string(grantDenialReason(why)) + " (" + rule + ")";
+  d.reason = std::string(grantDenialReason(why)) + " (" + (finding.empty() ? rule : finding) + ")";
   return d;
 }
 
@@ -153,7 +156,8 @@ PolicyDecision Policy::decideGrant(const GrantRequest& r, int64_t nowMs) const {
   const PrincipalInfo* subject = caller;
   if (r.delegated) {
     if (!caller->holds("net.grant.delegate")) {
-      return deny(std::move(d), GrantDenial::kMissingCapability, caller->name + " holds net.grant.delegate");
+      return deny(std::move(d), GrantDenial::kMissingCapability, caller->name + " holds net.grant.delegate",
+                  caller->name + " lacks net.grant.delegate");
     }
     d.rules.push_back(caller->name + " holds net.grant.delegate: ok");
     subject = principalByUid(r.subjectUid);
@@ -179,7 +183,8 @@ PolicyDecision Policy::decideGrant(const GrantRequest& r, int64_t nowMs) const {
 
   for (auto cap : capabilitiesForScheme(r.scheme, !isLiteral)) {
     if (!subject->holds(cap)) {
-      return deny(std::move(d), GrantDenial::kMissingCapability, subject->name + " holds " + std::string(cap));
+      return deny(std::move(d), GrantDenial::kMissingCapability, subject->name + " holds " + std::string(cap),
+                  subject->name + " lacks " + std::string(cap));
     }
     d.rules.push_back(subject->name + " holds " + std::string(cap) + ": ok");
   }
@@ -267,7 +272,8 @@ PolicyDecision Policy::decideCapability(uid_t uid, std::string_view capability) 
   }
   d.rules.push_back("uid " + std::to_string(uid) + " is principal \"" + p->name + "\": ok");
   if (!p->holds(capability)) {
-    return deny(std::move(d), GrantDenial::kMissingCapability, p->name + " holds " + std::string(capability));
+    return deny(std::move(d), GrantDenial::kMissingCapability, p->name + " holds " + std::string(capability),
+                p->name + " lacks " + std::string(capability));
   }
   d.rules.push_back(p->name + " holds " + std::string(capability) + ": ok");
   d.allowed = true;

@@ -416,7 +416,7 @@ TEST_CASE("capd --explain style decisions list each rule") {
   CHECK(d.rules.size() >= 5);
   auto https = explainUrl(*policy, 2000, "https://devnet.test/", 0);
   CHECK_FALSE(https.allowed);
-  CHECK(https.reason == "no-cap (app holds net.http.fetch)");
+  CHECK(https.reason == "no-cap (app lacks net.http.fetch)");
 }
 
 TEST_CASE("trust management: net.trust.manage installs a root on the state disk, anyone else is refused") {

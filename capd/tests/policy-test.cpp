@@ -45,7 +45,7 @@ TEST_CASE("mint matrix: devnet off/on x capability present/absent x scope in/out
           CHECK(d.denial == GrantDenial::kDevnetOff);
         } else if (!hasCap) {
           CHECK(d.denial == GrantDenial::kMissingCapability);
-          CHECK(d.reason == "no-cap (app holds net.tcp.connect)");
+          CHECK(d.reason == "no-cap (app lacks net.tcp.connect)");
         } else if (!inScope) {
           CHECK(d.denial == GrantDenial::kUnknownHost);
         } else {
@@ -62,7 +62,7 @@ TEST_CASE("a host name needs net.dns.resolve for direct connects but a listed IP
   REQUIRE(p);
   auto byName = p->decideGrant(direct("tcp", "devnet.test", 7), 0);
   CHECK_FALSE(byName.allowed);
-  CHECK(byName.reason == "no-cap (app holds net.dns.resolve)");
+  CHECK(byName.reason == "no-cap (app lacks net.dns.resolve)");
   CHECK(p->decideGrant(direct("tcp", "10.0.2.2", 7), 0).allowed);
   auto unlisted = p->decideGrant(direct("tcp", "10.9.9.9", 7), 0);
   CHECK(unlisted.denial == GrantDenial::kUnknownHost);
@@ -73,7 +73,7 @@ TEST_CASE("tls scope needs net.tls.validate on top of net.tcp.connect") {
   REQUIRE(p);
   auto d = p->decideGrant(direct("tls", "devnet.test", 443), 0);
   CHECK(d.denial == GrantDenial::kMissingCapability);
-  CHECK(d.reason == "no-cap (app holds net.tls.validate)");
+  CHECK(d.reason == "no-cap (app lacks net.tls.validate)");
 }
 
 TEST_CASE("delegated grants need net.grant.delegate on the caller and net.http.devnet on the subject") {
@@ -82,13 +82,13 @@ TEST_CASE("delegated grants need net.grant.delegate on the caller and net.http.d
   GrantRequest viaFetchd{1002, 2000, true, "https", "devnet.test", 443};
   auto d = p->decideGrant(viaFetchd, 0);
   CHECK(d.denial == GrantDenial::kMissingCapability);
-  CHECK(d.reason == "no-cap (app holds net.http.devnet)");
+  CHECK(d.reason == "no-cap (app lacks net.http.devnet)");
 
   auto q = policyFrom(config(true, R"("net.http.fetch", "net.http.devnet", "net.tls.validate")"));
   REQUIRE(q);
   CHECK(q->decideGrant(viaFetchd, 0).allowed);
   GrantRequest byApp{2000, 2000, true, "https", "devnet.test", 443};   // the app is no delegate
-  CHECK(q->decideGrant(byApp, 0).reason == "no-cap (app holds net.grant.delegate)");
+  CHECK(q->decideGrant(byApp, 0).reason == "no-cap (app lacks net.grant.delegate)");
   GrantRequest directHttps{2000, 2000, false, "https", "devnet.test", 443};
   CHECK(q->decideGrant(directHttps, 0).denial == GrantDenial::kBadScope);
   GrantRequest unknownSubject{1002, 4242, true, "https", "devnet.test", 443};
@@ -150,7 +150,7 @@ TEST_CASE("capability checks for the fixture path are explained") {
   CHECK(p->decideCapability(2000, "net.http.fetch").allowed);
   auto no = p->decideCapability(1002, "net.http.fetch");
   CHECK_FALSE(no.allowed);
-  CHECK(no.reason == "no-cap (fetchd holds net.http.fetch)");
+  CHECK(no.reason == "no-cap (fetchd lacks net.http.fetch)");
 }
 
 TEST_CASE("an IPv4 literal of a listed host gets that host's pins and TLS floor: spelling cannot dodge policy") {

@@ -29,7 +29,7 @@ class FakeBroker final : public idl::Broker::Server {
     bool ok = context.getParams().getSubjectUid() == 2000 && context.getParams().getCapability() == "net.http.fetch";
     auto d = context.getResults().initDecision();
     d.setAllowed(ok);
-    d.setReason(ok ? "allowed" : "no-cap (app holds net.http.fetch)");
+    d.setReason(ok ? "allowed" : "no-cap (app lacks net.http.fetch)");
     context.getResults().initFetch().setFetchesPerPrincipal(fetchesPerPrincipal);
     if (holdChecks) {
       auto paf = kj::newPromiseAndFulfiller<void>();

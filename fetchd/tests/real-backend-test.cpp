@@ -304,6 +304,11 @@ TEST_CASE("real backend: network.http limits from capd's policy change what fetc
   CHECK(rig.fetch("http://devnet.test/redirect-same").reason == idl::FetchRefusal::TOO_MANY_REDIRECTS);
   MintingBroker::maxRedirects = 5;
   CHECK_FALSE(rig.fetch("http://devnet.test/redirect-same").refused);
+  // maxHeaderBytes: "/"'s two headers are about 50 bytes.
+  MintingBroker::maxHeaderBytes = 40;
+  CHECK(rig.fetch("http://devnet.test/").reason == idl::FetchRefusal::HEADER_TOO_LARGE);
+  MintingBroker::maxHeaderBytes = 0;
+  CHECK_FALSE(rig.fetch("http://devnet.test/").refused);
 }
 
 TEST_CASE("real backend: without the app's ticket fetchd gets no grant and fetches nothing") {
