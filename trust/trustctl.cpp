@@ -1,5 +1,6 @@
 // trustctl: manage the trust store offline (users provisioning a state disk, CI).
 //
+//   trustctl pin FILE.pem           the RFC 7469 pin (base64 SPKI SHA-256) of each certificate
 //   trustctl [--state DIR] [--pkg DIR] list
 //   trustctl [--state DIR] add FILE.pem
 //   trustctl [--state DIR] rm FINGERPRINT
@@ -17,11 +18,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "trust/spki.h"
 #include "trust/trust-store.h"
 #include "trust/verify.h"
 
@@ -167,10 +170,45 @@ int main(int argc, char** argv) {
     }
   } cleanup{scratch};
   if (i >= argc) {
-    std::fprintf(stderr, "usage: trustctl [--state DIR] [--pkg DIR] list | add FILE.pem | rm FINGERPRINT | verify ...\n");
+    std::fprintf(stderr, "usage: trustctl [--state DIR] [--pkg DIR] list | add FILE.pem | rm FINGERPRINT | pin FILE.pem | verify ...\n");
     return 2;
   }
   std::string cmd = argv[i];
+  if (cmd == "pin" && i + 2 == argc) {
+    // The RFC 7469 pin of every certificate in a PEM file: base64 SHA-256 of its DER
+    // SubjectPublicKeyInfo, the value `openssl x509 -pubkey -noout | openssl pkey -pubin -outform
+    // der | openssl dgst -sha256 -binary | base64` prints.
+    std::ifstream in(argv[i + 1], std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string pem = ss.str();
+    int printed = 0;
+    for (size_t at = 0; (at = pem.find("-----BEGIN CERTIFICATE-----", at)) != std::string::npos; ++at) {
+      size_t end = pem.find("-----END CERTIFICATE-----", at);
+      if (end == std::string::npos) break;
+      end += std::strlen("-----END CERTIFICATE-----");
+      std::string one = pem.substr(at, end - at);
+      WOLFSSL_X509* x = wolfSSL_X509_load_certificate_buffer(reinterpret_cast<const unsigned char*>(one.data()),
+                                                            static_cast<int>(one.size()), WOLFSSL_FILETYPE_PEM);
+      if (x == nullptr) continue;
+      int derLen = 0;
+      const unsigned char* der = wolfSSL_X509_get_der(x, &derLen);
+      char name[256] = {};
+      wolfSSL_X509_NAME_oneline(wolfSSL_X509_get_subject_name(x), name, sizeof(name));
+      if (der != nullptr && derLen > 0) {
+        if (auto pin = capnet::spkiSha256(std::span<const uint8_t>(der, static_cast<size_t>(derLen)))) {
+          std::printf("%s %s\n", capnet::pinBase64(*pin).c_str(), name);
+          ++printed;
+        }
+      }
+      wolfSSL_X509_free(x);
+    }
+    if (printed == 0) {
+      std::fprintf(stderr, "trustctl: %s holds no certificate\n", argv[i + 1]);
+      return 1;
+    }
+    return 0;
+  }
   capnet::TrustStore store(roots);
   if (cmd == "list" && i + 1 == argc) {
     std::vector<std::string> problems;

@@ -9,6 +9,7 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include "trust/asn1-time.h"
+#include "trust/spki.h"
 
 #include <algorithm>
 #include <ctime>
@@ -143,18 +144,33 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
   if (const unsigned char* der = wolfSSL_X509_get_der(leaf, &derLen); der != nullptr && derLen > 0) {
     wc_Sha256Hash(der, static_cast<word32>(derLen), peer.leafSha256.data());
   }
-  if (WOLFSSL_EVP_PKEY* key = wolfSSL_X509_get_pubkey(leaf)) {
-    unsigned char* spki = nullptr;
-    int n = wolfSSL_i2d_PUBKEY(key, &spki);
-    if (n > 0) wc_Sha256Hash(spki, static_cast<word32>(n), peer.spkiSha256.data());
-    if (spki != nullptr) XFREE(spki, nullptr, DYNAMIC_TYPE_OPENSSL);
-    wolfSSL_EVP_PKEY_free(key);
-  }
+  // The leaf's key as RFC 7469 pins hash it: SHA-256 of the DER SubjectPublicKeyInfo.
+  auto leafDer = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(chainDer[0].data()), chainDer[0].size());
+  if (auto pin = spkiSha256(leafDer)) peer.spkiSha256 = *pin;
   if (!policy.pins.empty()) {
     if (policy.nowMs >= policy.pinsExpireAtMs) {
       peer.pinsSkipped = true;
-    } else if (std::find(policy.pins.begin(), policy.pins.end(), peer.spkiSha256) == policy.pins.end()) {
-      return refuse(VerifyFailure::kPinMismatch, "the server key matches none of the pins");
+    } else {
+      // A pin matches any certificate of the validated path: the leaf, an intermediate, or the
+      // root that anchored it (a backup pin on the issuing CA is the usual practice).
+      std::vector<std::array<uint8_t, 32>> pathKeys;
+      for (const auto& der : chainDer) {
+        if (auto k = spkiSha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(der.data()), der.size()))) {
+          pathKeys.push_back(*k);
+        }
+      }
+      WOLFSSL_X509_NAME* topIssuer = wolfSSL_X509_get_issuer_name(chain.back().get());
+      for (const auto& r : roots) {
+        X509Ptr root(wolfSSL_X509_load_certificate_buffer(r.der.data(), static_cast<int>(r.der.size()),
+                                                          WOLFSSL_FILETYPE_ASN1));
+        if (!root || wolfSSL_X509_NAME_cmp(wolfSSL_X509_get_subject_name(root.get()), topIssuer) != 0) continue;
+        if (auto k = spkiSha256(std::span<const uint8_t>(r.der.data(), r.der.size()))) pathKeys.push_back(*k);
+      }
+      bool matched = false;
+      for (const auto& pin : policy.pins) {
+        matched = matched || std::find(pathKeys.begin(), pathKeys.end(), pin) != pathKeys.end();
+      }
+      if (!matched) return refuse(VerifyFailure::kPinMismatch, "no key of the certificate path matches a pin");
     }
   }
   return peer;

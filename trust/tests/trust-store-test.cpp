@@ -7,6 +7,10 @@
 #include <sstream>
 #include <string>
 
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "trust/spki.h"
 #include "trust/trust-store.h"
 
 using namespace capnet;
@@ -113,4 +117,40 @@ TEST_CASE("an installed root must be self-signed, inside its validity, with a st
   }
   auto over = store.add(bytes(pki("ca-expired.pem")), 1600000000000LL);   // valid in 2020: only the cap refuses it.
   CHECK(over.code() == TrustError::kTooMany);
+}
+
+TEST_CASE("the SubjectPublicKeyInfo walk takes hostile bytes without reading past them") {
+  CHECK_FALSE(subjectPublicKeyInfo({}).has_value());
+  const uint8_t junk[] = {0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x30};
+  CHECK_FALSE(subjectPublicKeyInfo(junk).has_value());
+  const uint8_t shortSeq[] = {0x30, 0x03, 0x30, 0x01};
+  CHECK_FALSE(subjectPublicKeyInfo(shortSeq).has_value());
+  // Every truncation of a real certificate is refused or yields an element inside the input.
+  auto root = parseRoot(bytes(pki("ca.pem")));
+  REQUIRE(root.ok());
+  const auto& der = root->der;
+  for (size_t n = 0; n < der.size(); ++n) {
+    auto spki = subjectPublicKeyInfo(std::span<const uint8_t>(der.data(), n));
+    if (spki) CHECK(spki->data() + spki->size() <= der.data() + n);
+  }
+  auto full = subjectPublicKeyInfo(der);
+  REQUIRE(full.has_value());
+  CHECK((*full)[0] == 0x30);
+}
+
+TEST_CASE("a certificate's pin is the RFC 7469 value OpenSSL computes") {
+  for (const char* name : {"ca", "good"}) {
+    std::string pem = pki(std::string(name) + ".pem");
+    WOLFSSL_X509* x = wolfSSL_X509_load_certificate_buffer(reinterpret_cast<const unsigned char*>(pem.data()),
+                                                          static_cast<int>(pem.size()), WOLFSSL_FILETYPE_PEM);
+    REQUIRE(x != nullptr);
+    int len = 0;
+    const unsigned char* der = wolfSSL_X509_get_der(x, &len);
+    auto pin = spkiSha256(std::span<const uint8_t>(der, static_cast<size_t>(len)));
+    wolfSSL_X509_free(x);
+    REQUIRE(pin.has_value());
+    std::string want = pki(std::string(name) + ".pin");
+    while (!want.empty() && (want.back() == '\n' || want.back() == '\r')) want.pop_back();
+    CHECK(pinBase64(*pin) == want);
+  }
 }

@@ -31,4 +31,17 @@ expect nosan "deny reason=policy-violation"
 expect expired "accept" --time-policy ignore-validity
 expect good "deny reason=pin-mismatch" --pin AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
 expect good "accept" --pin AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= --pins-expire 2026-05-01
+# RFC 7469 pins as OpenSSL computes them: the leaf's key, or a backup pin on the issuing CA.
+expect good "accept" --pin "$(cat "$pki/good.pin")"
+expect good "accept" --pin AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= --pin "$(cat "$pki/ca.pin")"
+# trustctl pin prints the same value OpenSSL does.
+for name in good ca; do
+  got=$("$trustctl" pin "$pki/$name.pem" | cut -d' ' -f1)
+  if [[ "$got" != "$(cat "$pki/$name.pin")" ]]; then
+    echo "FAIL: trustctl pin $name: $got, openssl: $(cat "$pki/$name.pin")"
+    fails=$((fails + 1))
+  else
+    echo "ok: trustctl pin $name = openssl's"
+  fi
+done
 exit "$fails"

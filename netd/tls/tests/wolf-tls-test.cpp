@@ -2,6 +2,7 @@
 // with the guest's clock pinned at 2026-06-01 and the test PKI the build generates.
 #include <doctest/doctest.h>
 #include <kj/async-io.h>
+#include <kj/encoding.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -199,6 +200,31 @@ TEST_CASE("pins: a mismatching pin set refuses, an expired pin set is skipped an
   bool logged = false;
   for (auto& l : lines) logged = logged || l.rfind("tls: pins-expired host=devnet.test", 0) == 0;
   CHECK(logged);
+}
+
+namespace {
+std::array<uint8_t, 32> pinFile(const std::string& name) {
+  std::ifstream in(pki() + "/" + name + ".pin");
+  std::string b64;
+  in >> b64;
+  auto bytes = kj::decodeBase64(kj::StringPtr(b64.c_str()));
+  std::array<uint8_t, 32> out{};
+  REQUIRE(bytes.size() == 32);
+  std::copy(bytes.begin(), bytes.end(), out.begin());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("pins per RFC 7469: OpenSSL's pin of the leaf, or a backup pin on the issuing CA, is accepted") {
+  Rig rig;
+  capnet::testing::TestGrant g;
+  g.pinsExpireAtMs = kGuestNow + 86400000;
+  g.pins.push_back(pinFile("good"));
+  CHECK(std::holds_alternative<TlsSession>(rig.handshake("good", g)));
+  g.pins = {std::array<uint8_t, 32>{9}, pinFile("ca")};   // a stale pin, and a backup on the CA.
+  CHECK(std::holds_alternative<TlsSession>(rig.handshake("good", g)));
+  g.pins = {std::array<uint8_t, 32>{9}};
+  CHECK(reasonOf(rig.handshake("good", g)) == idl::ConnectRefusal::TLS_PIN_MISMATCH);
 }
 
 TEST_CASE("with no roots in the trust store every handshake is refused as untrusted") {

@@ -1,0 +1,82 @@
+#include "trust/spki.h"
+
+#include <kj/encoding.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/hash.h>
+#include <wolfssl/wolfcrypt/sha256.h>
+
+namespace capnet {
+namespace {
+
+// One DER element at the front of `in`: its tag, the whole element and its contents.
+struct Element {
+  uint8_t tag = 0;
+  std::span<const uint8_t> whole;
+  std::span<const uint8_t> contents;
+};
+
+std::optional<Element> readElement(std::span<const uint8_t> in) {
+  if (in.size() < 2) return std::nullopt;
+  Element e;
+  e.tag = in[0];
+  if ((e.tag & 0x1f) == 0x1f) return std::nullopt;   // multi-byte tags do not occur in these fields.
+  size_t pos = 1;
+  size_t len = in[pos++];
+  if (len & 0x80) {
+    size_t octets = len & 0x7f;
+    if (octets == 0 || octets > 4 || in.size() - pos < octets) return std::nullopt;   // no indefinite form in DER.
+    len = 0;
+    for (size_t i = 0; i < octets; ++i) len = (len << 8) | in[pos++];
+  }
+  if (len > in.size() - pos) return std::nullopt;
+  e.contents = in.subspan(pos, len);
+  e.whole = in.subspan(0, pos + len);
+  return e;
+}
+
+constexpr uint8_t kSequence = 0x30;
+constexpr uint8_t kInteger = 0x02;
+constexpr uint8_t kVersionTag = 0xa0;   // [0] EXPLICIT Version
+
+}  // namespace
+
+std::optional<std::span<const uint8_t>> subjectPublicKeyInfo(std::span<const uint8_t> certDer) {
+  // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
+  auto cert = readElement(certDer);
+  if (!cert || cert->tag != kSequence) return std::nullopt;
+  // TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
+  //                               validity, subject, subjectPublicKeyInfo, ... }
+  auto tbs = readElement(cert->contents);
+  if (!tbs || tbs->tag != kSequence) return std::nullopt;
+  std::span<const uint8_t> rest = tbs->contents;
+  auto next = [&rest]() -> std::optional<Element> {
+    auto e = readElement(rest);
+    if (e) rest = rest.subspan(e->whole.size());
+    return e;
+  };
+  auto first = next();
+  if (!first) return std::nullopt;
+  if (first->tag == kVersionTag) first = next();                // serialNumber follows the version.
+  if (!first || first->tag != kInteger) return std::nullopt;    // serialNumber
+  for (int field = 0; field < 4; ++field) {                     // signature, issuer, validity, subject
+    auto e = next();
+    if (!e || e->tag != kSequence) return std::nullopt;
+  }
+  auto spki = next();
+  if (!spki || spki->tag != kSequence) return std::nullopt;
+  return spki->whole;
+}
+
+std::optional<std::array<uint8_t, 32>> spkiSha256(std::span<const uint8_t> certDer) {
+  auto spki = subjectPublicKeyInfo(certDer);
+  if (!spki) return std::nullopt;
+  std::array<uint8_t, 32> out{};
+  if (wc_Sha256Hash(spki->data(), static_cast<word32>(spki->size()), out.data()) != 0) return std::nullopt;
+  return out;
+}
+
+std::string pinBase64(const std::array<uint8_t, 32>& sha256) {
+  return std::string(kj::encodeBase64(kj::arrayPtr(sha256.data(), sha256.size())).cStr());
+}
+
+}  // namespace capnet
