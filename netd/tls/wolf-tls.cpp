@@ -1,5 +1,7 @@
 #include "netd/tls/wolf-tls.h"
 
+#include <sys/stat.h>
+
 #include <dirent.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -71,18 +73,19 @@ TlsFailure failureFor(int verifyError, int sslError, const std::string& detail) 
 // fills from, and drains into, the inner TcpConnection asynchronously.
 class TlsConnection final : public TcpConnection {
  public:
-  TlsConnection(kj::Own<TcpConnection> inner, WOLFSSL_CTX* ctx) : inner_(kj::mv(inner)), ctx_(ctx) {}
+  TlsConnection(kj::Own<TcpConnection> inner, std::shared_ptr<WolfTlsWrapper::RootSet> roots, WOLFSSL_CTX* ctx)
+      : inner_(kj::mv(inner)), roots_(kj::mv(roots)), ctx_(ctx) {}
   ~TlsConnection() noexcept override {
     if (ssl_ != nullptr) wolfSSL_free(ssl_);
-    if (ctx_ != nullptr) wolfSSL_CTX_free(ctx_);
   }
 
   // Set-up shared by the handshake; returns false when wolfSSL refuses the parameters.
-  bool init(const std::string& serverName, bool ignoreValidity) {
+  bool init(const std::string& serverName, bool ignoreValidity, bool tls12) {
     host_ = serverName;
     ignoreValidity_ = ignoreValidity;
     ssl_ = wolfSSL_new(ctx_);
     if (ssl_ == nullptr) return false;
+    if (wolfSSL_SetMinVersion(ssl_, tls12 ? WOLFSSL_TLSV1_2 : WOLFSSL_TLSV1_3) != WOLFSSL_SUCCESS) return false;
     wolfSSL_SetIOReadCtx(ssl_, this);
     wolfSSL_SetIOWriteCtx(ssl_, this);
     wolfSSL_SetCertCbCtx(ssl_, this);
@@ -185,6 +188,7 @@ class TlsConnection final : public TcpConnection {
   }
 
   kj::Own<TcpConnection> inner_;
+  std::shared_ptr<WolfTlsWrapper::RootSet> roots_;   // keeps ctx_ alive.
   WOLFSSL_CTX* ctx_;
   WOLFSSL* ssl_ = nullptr;
   std::string host_;             // the grant's host (SNI, verified name).
@@ -196,7 +200,53 @@ class TlsConnection final : public TcpConnection {
   int lastSslError_ = 0;
 };
 
+// A directory's identity and change times: different once a file in it was added, renamed or removed.
+std::string dirStamp(const std::string& dir) {
+  struct stat st {};
+  if (dir.empty() || ::stat(dir.c_str(), &st) != 0) return dir + ":absent;";
+  return dir + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
+         std::to_string(st.st_ctim.tv_nsec) + ";";
+}
+
 }  // namespace
+
+// The trust store as netd last parsed it: the roots, and one wolfSSL context that holds them and is
+// shared by every connection made while this set is current.
+struct WolfTlsWrapper::RootSet {
+  std::vector<TrustRoot> roots;
+  WOLFSSL_CTX* ctx = nullptr;
+  size_t loaded = 0;
+  ~RootSet() {
+    if (ctx != nullptr) wolfSSL_CTX_free(ctx);
+  }
+};
+
+std::shared_ptr<WolfTlsWrapper::RootSet> WolfTlsWrapper::rootSet() {
+  TrustStore store(roots_);
+  std::string stamp = dirStamp(store.shippedDir()) + dirStamp(store.installedDir());
+  if (rootSet_ && stamp == rootStamp_) return rootSet_;
+  auto set = std::make_shared<RootSet>();
+  std::vector<std::string> problems;
+  set->roots = store.list(&problems);
+  for (const auto& p : problems) audit("tls", "skip-root", {{"detail", p}});
+  set->ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
+  if (set->ctx == nullptr) return nullptr;
+  for (const auto& root : set->roots) {
+    if (wolfSSL_CTX_load_verify_buffer(set->ctx, root.der.data(), static_cast<long>(root.der.size()),
+                                       WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS) {
+      ++set->loaded;
+    }
+  }
+  wolfSSL_CTX_set_verify(set->ctx, WOLFSSL_VERIFY_PEER, &TlsConnection::onVerify);
+  wolfSSL_CTX_SetIORecv(set->ctx, &TlsConnection::onRecv);
+  wolfSSL_CTX_SetIOSend(set->ctx, &TlsConnection::onSend);
+  ++rootLoads_;
+  audit("tls", "roots-loaded", {{"count", std::to_string(set->loaded)}});
+  rootSet_ = set;
+  rootStamp_ = stamp;
+  return set;
+}
 
 WolfTlsWrapper::WolfTlsWrapper(kj::Timer& timer, const Clock& clock, Roots roots)
     : timer_(timer), clock_(clock), roots_(std::move(roots)) {
@@ -236,28 +286,14 @@ kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<T
   }
   grant.pinsExpireAtMs = tls.getPinsExpireAtMs();
   grant.handshakeTimeoutMs = grantRecord.getHandshakeTimeoutMs();
-  WOLFSSL_CTX* ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
-  if (ctx == nullptr) return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "wolfSSL_CTX_new failed"});
-  auto conn = kj::heap<TlsConnection>(kj::mv(inner), ctx);   // owns ctx from here on.
-  int minVersion = grant.tls12 ? WOLFSSL_TLSV1_2 : WOLFSSL_TLSV1_3;
-  if (wolfSSL_CTX_SetMinVersion(ctx, minVersion) != WOLFSSL_SUCCESS) {
-    return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "cannot set the minimum TLS version"});
+  auto set = rootSet();
+  if (!set) return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "wolfSSL_CTX_new failed"});
+  if (set->loaded == 0) return Out(TlsFailure{idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER, "the trust store holds no roots"});
+  auto trusted = std::shared_ptr<std::vector<TrustRoot>>(set, &set->roots);   // shares the set's lifetime.
+  auto conn = kj::heap<TlsConnection>(kj::mv(inner), set, set->ctx);
+  if (!conn->init(serverName, grant.ignoreValidity, grant.tls12)) {
+    return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "TLS session set-up failed"});
   }
-  size_t roots = 0;
-  std::vector<std::string> problems;
-  auto trusted = std::make_shared<std::vector<TrustRoot>>(TrustStore(roots_).list(&problems));
-  for (const auto& root : *trusted) {
-    if (wolfSSL_CTX_load_verify_buffer(ctx, reinterpret_cast<const unsigned char*>(root.pem.data()),
-                                       static_cast<long>(root.pem.size()), WOLFSSL_FILETYPE_PEM) == WOLFSSL_SUCCESS) {
-      ++roots;
-    }
-  }
-  for (const auto& p : problems) audit("tls", "skip-root", {{"detail", p}});
-  if (roots == 0) return Out(TlsFailure{idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER, "the trust store holds no roots"});
-  wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, &TlsConnection::onVerify);
-  wolfSSL_CTX_SetIORecv(ctx, &TlsConnection::onRecv);
-  wolfSSL_CTX_SetIOSend(ctx, &TlsConnection::onSend);
-  if (!conn->init(serverName, grant.ignoreValidity)) return Out(TlsFailure{idl::ConnectRefusal::INTERNAL, "TLS session set-up failed"});
 
   auto& c = *conn;
   auto handshake = timer_.timeoutAfter(grant.handshakeTimeoutMs * kj::MILLISECONDS, c.handshake());

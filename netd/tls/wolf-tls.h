@@ -8,6 +8,7 @@
 
 #include <kj/timer.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,18 +20,31 @@ namespace capnet {
 
 class WolfTlsWrapper final : public TlsWrapper {
  public:
-  // Roots come from the trust store under `roots` (trust/trust-store.h), read at every handshake
-  // (an installed root applies to the next connection); only CA certificates are loaded.
+  // Roots come from the trust store under `roots` (trust/trust-store.h). They are parsed once into
+  // a wolfSSL context shared by every connection, and parsed again only when the store changes (a
+  // root installed or removed through capd changes a directory's modification or change time):
+  // an installed root applies to the next connection. Only CA certificates are loaded.
   WolfTlsWrapper(kj::Timer& timer, const Clock& clock, Roots roots);
   ~WolfTlsWrapper() override;
 
   kj::Promise<std::variant<TlsSession, TlsFailure>> wrap(kj::Own<TcpConnection> inner, idl::Grant::Reader grant,
                                                          std::string serverName) override;
 
+  // How often the trust store was parsed (tests: the cache works).
+  size_t rootLoads() const { return rootLoads_; }
+
+  struct RootSet;
+
  private:
+  // The current root set, reloaded when the store's directories changed.
+  std::shared_ptr<RootSet> rootSet();
+
   kj::Timer& timer_;
   const Clock& clock_;
   Roots roots_;
+  std::shared_ptr<RootSet> rootSet_;
+  std::string rootStamp_;
+  size_t rootLoads_ = 0;
 };
 
 }  // namespace capnet

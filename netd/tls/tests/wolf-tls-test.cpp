@@ -227,6 +227,23 @@ TEST_CASE("pins per RFC 7469: OpenSSL's pin of the leaf, or a backup pin on the 
   CHECK(reasonOf(rig.handshake("good", g)) == idl::ConnectRefusal::TLS_PIN_MISMATCH);
 }
 
+TEST_CASE("the trust store is parsed once and again only when it changes: an installed root applies next") {
+  Rig rig;
+  CHECK(std::holds_alternative<TlsSession>(rig.handshake("good")));
+  CHECK(std::holds_alternative<TlsSession>(rig.handshake("good")));
+  CHECK(rig.tls->rootLoads() == 1);
+  CHECK(reasonOf(rig.handshake("persisted")) == idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER);
+  CHECK(rig.tls->rootLoads() == 1);
+  {   // capd installs a root (a new file in state:/trust/installed/).
+    std::ifstream in(pki() + "/persist-root.pem");
+    std::ofstream(rig.roots + "/state/trust/installed/persist.pem") << in.rdbuf();
+  }
+  CHECK(std::holds_alternative<TlsSession>(rig.handshake("persisted")));
+  CHECK(rig.tls->rootLoads() == 2);
+  CHECK(std::holds_alternative<TlsSession>(rig.handshake("good")));
+  CHECK(rig.tls->rootLoads() == 2);
+}
+
 TEST_CASE("with no roots in the trust store every handshake is refused as untrusted") {
   kj::AsyncIoContext io = kj::setupAsyncIo();
   FakeClock clock(kGuestNow);
