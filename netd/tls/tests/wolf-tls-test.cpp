@@ -256,3 +256,77 @@ TEST_CASE("with no roots in the trust store every handshake is refused as untrus
   auto r = tls.wrap(kj::heap<StreamConnection>(kj::mv(stream)), grantOf(*record), "devnet.test").wait(io.waitScope);
   CHECK(reasonOf(r) == idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER);
 }
+
+// ---- One decision: netd's real TLS path and `trustctl verify` agree on every fixture ------------
+
+namespace {
+
+// What `trustctl verify` decides for a fixture chain, as "accept" or the reason name.
+std::string trustctlVerdict(const Rig& rig, const std::string& cert, const std::string& extra) {
+  std::string cmd = std::string(CAPNET_BUILD_DIR) + "/trust/trustctl --pkg " + rig.roots + "/pkg --state " + rig.roots +
+                    "/state verify --chain " + pki() + "/" + cert + ".pem --host devnet.test --at 2026-06-01 " + extra;
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[512];
+    while (std::fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+    ::pclose(p);
+  }
+  if (out.rfind("accept", 0) == 0) return "accept";
+  auto at = out.find("reason=");
+  if (at == std::string::npos) return "unparsed: " + out;
+  return out.substr(at + 7, out.find_first_of(" \n", at) - at - 7);
+}
+
+// netd's TLS refusal in trustctl's words (the verification's own reason names).
+std::string verdictOf(const std::variant<TlsSession, TlsFailure>& r) {
+  if (std::holds_alternative<TlsSession>(r)) return "accept";
+  switch (std::get<TlsFailure>(r).reason) {
+    case idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER: return "untrusted-issuer";
+    case idl::ConnectRefusal::TLS_EXPIRED: return "expired";
+    case idl::ConnectRefusal::TLS_NOT_YET_VALID: return "not-yet-valid";
+    case idl::ConnectRefusal::TLS_HOSTNAME_MISMATCH: return "hostname-mismatch";
+    case idl::ConnectRefusal::TLS_PIN_MISMATCH: return "pin-mismatch";
+    case idl::ConnectRefusal::TLS_POLICY_VIOLATION: return "policy-violation";
+    default: return "other: " + std::get<TlsFailure>(r).detail;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("one decision: netd's handshake and trustctl verify agree on every fixture chain and policy") {
+  Rig rig;
+  struct Case {
+    const char* cert;
+    bool ignoreValidity;
+    bool pinGood;
+    std::string extra;
+  } cases[] = {
+      {"good", false, false, ""},        {"expired", false, false, ""},   {"notyet", false, false, ""},
+      {"wronghost", false, false, ""},   {"untrusted", false, false, ""}, {"rsa1024", false, false, ""},
+      {"sha1", false, false, ""},        {"nosan", false, false, ""},     {"persisted", false, false, ""},
+      {"expired", true, false, "--time-policy ignore-validity"},
+      {"notyet", true, false, "--time-policy ignore-validity"},
+      {"good", false, true, ""},
+  };
+  std::string goodPin;
+  {
+    std::ifstream in(pki() + "/good.pin");
+    in >> goodPin;
+  }
+  int compared = 0;
+  for (const auto& c : cases) {
+    capnet::testing::TestGrant g;
+    g.ignoreValidity = c.ignoreValidity;
+    std::string extra = c.extra;
+    if (c.pinGood) {
+      g.pins.push_back(pinFile("good"));
+      g.pinsExpireAtMs = kGuestNow + 86400000;
+      extra += " --pin " + goodPin;
+    }
+    std::string netd = verdictOf(rig.handshake(c.cert, g));
+    std::string trustctl = trustctlVerdict(rig, c.cert, extra);
+    CHECK_MESSAGE(netd == trustctl, c.cert << " " << extra << ": netd " << netd << ", trustctl " << trustctl);
+    ++compared;
+  }
+  CHECK(compared == 12);
+}
