@@ -1,6 +1,8 @@
 #include "trust/spki.h"
 
 #include <kj/encoding.h>
+
+#include <algorithm>
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/sha256.h>
@@ -65,6 +67,19 @@ std::optional<std::span<const uint8_t>> subjectPublicKeyInfo(std::span<const uin
   auto spki = next();
   if (!spki || spki->tag != kSequence) return std::nullopt;
   return spki->whole;
+}
+
+bool spkiIsEd25519(std::span<const uint8_t> certDer) {
+  auto spki = subjectPublicKeyInfo(certDer);
+  if (!spki) return false;
+  auto outer = readElement(*spki);
+  if (!outer) return false;
+  auto alg = readElement(outer->contents);   // AlgorithmIdentifier ::= SEQUENCE { OID, params }
+  if (!alg || alg->tag != kSequence) return false;
+  auto oid = readElement(alg->contents);
+  static const uint8_t kEd25519[] = {0x2b, 0x65, 0x70};
+  return oid && oid->tag == 0x06 && oid->contents.size() == sizeof(kEd25519) &&
+         std::equal(oid->contents.begin(), oid->contents.end(), kEd25519);
 }
 
 std::optional<std::array<uint8_t, 32>> spkiSha256(std::span<const uint8_t> certDer) {

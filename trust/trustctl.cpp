@@ -30,6 +30,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/coding.h>
 #include <ctime>
 
@@ -121,13 +122,13 @@ int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
     size_t stop = pem.find(end, pos);
     if (stop == std::string::npos) break;
     std::string one = pem.substr(pos, stop + end.size() - pos);
-    WOLFSSL_X509* x = wolfSSL_X509_load_certificate_buffer(reinterpret_cast<const unsigned char*>(one.data()),
-                                                          static_cast<int>(one.size()), WOLFSSL_FILETYPE_PEM);
-    if (x == nullptr) break;
-    int len = 0;
-    const unsigned char* der = wolfSSL_X509_get_der(x, &len);
-    chain.emplace_back(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
-    wolfSSL_X509_free(x);
+    // PEM to DER only (no parsing): verifyChain is the one place that interprets certificates, as
+    // it does for the DER netd receives in a handshake.
+    std::vector<unsigned char> der(one.size());
+    int len = wc_CertPemToDer(reinterpret_cast<const unsigned char*>(one.data()), static_cast<int>(one.size()),
+                              der.data(), static_cast<int>(der.size()), CERT_TYPE);
+    if (len <= 0) break;
+    chain.emplace_back(reinterpret_cast<const char*>(der.data()), static_cast<size_t>(len));
   }
   auto r = capnet::verifyChain(chain, store.list(), policy);
   if (!r.ok()) {
@@ -142,6 +143,7 @@ int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  wolfSSL_Init();   // the library's tables (key types, OIDs) before any certificate is parsed
   capnet::Roots roots;
   std::string image;
   int i = 1;

@@ -10,10 +10,13 @@
 
 #include "trust/asn1-time.h"
 #include "trust/spki.h"
+#include "trust/x509-ext.h"
 
 #include <algorithm>
 #include <ctime>
 #include <memory>
+#include <optional>
+#include <span>
 
 namespace capnet {
 namespace {
@@ -32,14 +35,6 @@ X509Ptr parseDer(const std::string& der) {
 
 bool toEpochMs(const WOLFSSL_ASN1_TIME* t, int64_t& ms) { return asn1TimeToEpochMs(t, ms); }
 
-// The trust decision is wolfSSL's; dates are this policy's (checked below against policy.nowMs), so
-// wolfSSL's own date errors are overridden here.
-int ignoreDateErrors(int preverify, WOLFSSL_X509_STORE_CTX* store) {
-  if (preverify) return 1;
-  int e = store ? store->error : 0;
-  return (e == ASN_AFTER_DATE_E || e == ASN_BEFORE_DATE_E || e == 9 || e == 10) ? 1 : 0;
-}
-
 }  // namespace
 
 std::string_view verifyFailureName(VerifyFailure f) {
@@ -55,120 +50,223 @@ std::string_view verifyFailureName(VerifyFailure f) {
   return "untrusted-issuer";
 }
 
+namespace {
+
+struct PkeyFree {
+  void operator()(WOLFSSL_EVP_PKEY* k) const { wolfSSL_EVP_PKEY_free(k); }
+};
+using PkeyPtr = std::unique_ptr<WOLFSSL_EVP_PKEY, PkeyFree>;
+
+// One certificate as the path builder sees it.
+struct Cert {
+  std::span<const uint8_t> der;
+  X509Ptr x;
+  bool isRoot = false;
+};
+
+bool sameName(WOLFSSL_X509_NAME* a, WOLFSSL_X509_NAME* b) { return a && b && wolfSSL_X509_NAME_cmp(a, b) == 0; }
+
+// Limits on the work a hostile chain can cause.
+constexpr size_t kMaxSentCerts = 16;
+constexpr size_t kMaxPathCerts = 8;     // leaf, intermediates and the root.
+constexpr int kMaxSignatureChecks = 64;
+
+struct Builder {
+  std::vector<Cert>& pool;   // sent certificates after the leaf, then the roots.
+  int budget = kMaxSignatureChecks;
+
+  // Whether `parent`'s key signed `child`.
+  bool signs(const Cert& parent, const Cert& child) {
+    if (budget-- <= 0) return false;
+    PkeyPtr key(wolfSSL_X509_get_pubkey(parent.x.get()));
+    return key && wolfSSL_X509_verify(child.x.get(), key.get()) == WOLFSSL_SUCCESS;
+  }
+
+  // Depth-first from path.back() up to a root; `path` holds indexes into `pool` (-1: the leaf).
+  bool extend(const Cert& current, std::vector<int>& path) {
+    if (path.size() + 1 >= kMaxPathCerts) return false;
+    WOLFSSL_X509_NAME* issuer = wolfSSL_X509_get_issuer_name(current.x.get());
+    // Roots first: the shortest path to a trusted key wins.
+    for (int pass = 0; pass < 2; ++pass) {
+      for (size_t i = 0; i < pool.size(); ++i) {
+        const Cert& c = pool[i];
+        if (c.isRoot != (pass == 0)) continue;
+        if (std::find(path.begin(), path.end(), static_cast<int>(i)) != path.end()) continue;
+        if (!sameName(wolfSSL_X509_get_subject_name(c.x.get()), issuer) || !signs(c, current)) continue;
+        path.push_back(static_cast<int>(i));
+        if (c.isRoot || extend(c, path)) return true;
+        path.pop_back();
+      }
+    }
+    return false;
+  }
+};
+
+// The key rules for every certificate of the path: RSA >= 2048, EC P-256/P-384, Ed25519.
+std::optional<std::string> weakKey(WOLFSSL_X509* x, std::span<const uint8_t> der) {
+  if (spkiIsEd25519(der)) return std::nullopt;
+  PkeyPtr key(wolfSSL_X509_get_pubkey(x));
+  if (!key) return "a key capnet cannot read";
+  int type = wolfSSL_EVP_PKEY_base_id(key.get());
+  if (type == EVP_PKEY_RSA) {
+    if (wolfSSL_EVP_PKEY_bits(key.get()) < 2048) return "an RSA key shorter than 2048 bits";
+    return std::nullopt;
+  }
+  if (type == EVP_PKEY_EC) {
+    int bits = wolfSSL_EVP_PKEY_bits(key.get());
+    if (bits == 256 || bits == 384) return std::nullopt;
+    return "an EC key on a curve other than P-256 or P-384";
+  }
+  return "a key type other than RSA, ECDSA or Ed25519";
+}
+
+}  // namespace
+
 Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& chainDer,
                                                 const std::vector<TrustRoot>& roots, const VerifyPolicy& policy) {
   if (chainDer.empty()) return refuse(VerifyFailure::kMalformed, "no certificate");
-  std::vector<X509Ptr> chain;
-  for (const auto& der : chainDer) {
-    chain.push_back(parseDer(der));
-    if (!chain.back()) return refuse(VerifyFailure::kMalformed, "a certificate in the chain does not parse");
+  if (chainDer.size() > kMaxSentCerts) return refuse(VerifyFailure::kMalformed, "more than 16 certificates sent");
+  auto span = [](const std::string& d) {
+    return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(d.data()), d.size());
+  };
+  // A certificate wolfSSL will not load is refused; say why when capnet can tell (an unhandled
+  // critical extension is a policy, not a malformed certificate).
+  auto unloadable = [&](const std::string& der, const char* what) {
+    auto e = parseExtensions(span(der));
+    if (e && !e->unhandledCritical.empty()) {
+      return refuse(VerifyFailure::kPolicyViolation,
+                    std::string(what) + " carries an unhandled critical extension " + e->unhandledCritical[0]);
+    }
+    return refuse(VerifyFailure::kMalformed, std::string(what) + " does not parse");
+  };
+  Cert leaf{span(chainDer[0]), parseDer(chainDer[0]), false};
+  if (!leaf.x) return unloadable(chainDer[0], "the certificate");
+  std::vector<Cert> pool;
+  for (size_t i = 1; i < chainDer.size(); ++i) {
+    Cert c{span(chainDer[i]), parseDer(chainDer[i]), false};
+    if (!c.x) return unloadable(chainDer[i], "a certificate in the chain");
+    pool.push_back(std::move(c));
   }
-
-  // 1. Trust: from the top intermediate down, each verified against the roots and the
-  //    intermediates already verified.
-  std::unique_ptr<WOLFSSL_CERT_MANAGER, void (*)(WOLFSSL_CERT_MANAGER*)> cm(wolfSSL_CertManagerNew(),
-                                                                            wolfSSL_CertManagerFree);
-  if (!cm) return refuse(VerifyFailure::kMalformed, "out of memory");
-  wolfSSL_CertManagerSetVerify(cm.get(), ignoreDateErrors);
-  size_t loaded = 0;
+  size_t loadedRoots = 0;
   for (const auto& r : roots) {
-    if (wolfSSL_CertManagerLoadCABuffer(cm.get(), reinterpret_cast<const unsigned char*>(r.pem.data()),
-                                        static_cast<long>(r.pem.size()), WOLFSSL_FILETYPE_PEM) == WOLFSSL_SUCCESS) {
-      ++loaded;
-    }
+    Cert c{std::span<const uint8_t>(r.der.data(), r.der.size()),
+           X509Ptr(wolfSSL_X509_load_certificate_buffer(r.der.data(), static_cast<int>(r.der.size()), WOLFSSL_FILETYPE_ASN1)),
+           true};
+    if (!c.x) continue;
+    pool.push_back(std::move(c));
+    ++loadedRoots;
   }
-  if (loaded == 0) return refuse(VerifyFailure::kUntrustedIssuer, "the trust store holds no roots");
-  for (size_t i = chainDer.size(); i-- > 0;) {
-    const auto& der = chainDer[i];
-    int rc = wolfSSL_CertManagerVerifyBuffer(cm.get(), reinterpret_cast<const unsigned char*>(der.data()),
-                                             static_cast<long>(der.size()), WOLFSSL_FILETYPE_ASN1);
-    if (rc != WOLFSSL_SUCCESS && rc != ASN_AFTER_DATE_E && rc != ASN_BEFORE_DATE_E) {
-      return refuse(VerifyFailure::kUntrustedIssuer, i == 0 ? "no trusted root signed this chain"
-                                                             : "an intermediate does not chain to a trusted root");
-    }
-    if (i > 0) {
-      if (wolfSSL_X509_get_isCA(chain[i].get()) != 1) {
-        return refuse(VerifyFailure::kPolicyViolation, "an intermediate is not a CA (basicConstraints)");
-      }
-      wolfSSL_CertManagerLoadCABuffer(cm.get(), reinterpret_cast<const unsigned char*>(der.data()),
-                                      static_cast<long>(der.size()), WOLFSSL_FILETYPE_ASN1);
-    }
+  if (loadedRoots == 0) return refuse(VerifyFailure::kUntrustedIssuer, "the trust store holds no roots");
+
+  // 1. Trust: a path from the leaf to a trusted root through the certificates the server sent, in
+  //    whatever order it sent them (unrelated extras are ignored; a sent copy of a root is only an
+  //    intermediate unless it is in the store).
+  Builder builder{pool};
+  std::vector<int> pathIdx;
+  if (!builder.extend(leaf, pathIdx)) {
+    return refuse(VerifyFailure::kUntrustedIssuer, "no path from the certificate to a trusted root");
   }
+  // path[0] = leaf, then the intermediates, last the root.
+  std::vector<const Cert*> path{&leaf};
+  for (int i : pathIdx) path.push_back(&pool[static_cast<size_t>(i)]);
+  const size_t rootAt = path.size() - 1;
 
   VerifiedPeer peer;
-  // 2. Dates, per the policy, for every certificate the peer sent.
-  for (size_t i = 0; i < chain.size(); ++i) {
-    int64_t notBefore = 0, notAfter = 0;
-    if (!toEpochMs(wolfSSL_X509_get_notBefore(chain[i].get()), notBefore) ||
-        !toEpochMs(wolfSSL_X509_get_notAfter(chain[i].get()), notAfter)) {
-      return refuse(VerifyFailure::kMalformed, "unreadable validity dates");
-    }
-    bool early = policy.nowMs < notBefore, late = policy.nowMs > notAfter;
-    if (early || late) {
-      if (!policy.ignoreValidity) {
-        return refuse(late ? VerifyFailure::kExpired : VerifyFailure::kNotYetValid,
-                      std::string(i == 0 ? "the certificate" : "an intermediate") + (late ? " expired" : " is not yet valid"));
+  std::vector<CertExtensions> ext;
+  for (const Cert* c : path) {
+    auto e = parseExtensions(c->der);
+    if (!e) return refuse(VerifyFailure::kMalformed, "unreadable certificate extensions");
+    ext.push_back(std::move(*e));
+  }
+  for (size_t i = 0; i < path.size(); ++i) {
+    WOLFSSL_X509* x = path[i]->x.get();
+    const char* what = i == 0 ? "the certificate" : (i == rootAt ? "the root" : "an intermediate");
+    // 2. Dates, per the policy, below the root (the store vets a root's dates when installed).
+    if (i < rootAt) {
+      int64_t notBefore = 0, notAfter = 0;
+      if (!toEpochMs(wolfSSL_X509_get_notBefore(x), notBefore) || !toEpochMs(wolfSSL_X509_get_notAfter(x), notAfter)) {
+        return refuse(VerifyFailure::kMalformed, "unreadable validity dates");
       }
-      peer.datesIgnored = true;
+      bool early = policy.nowMs < notBefore, late = policy.nowMs > notAfter;
+      if (early || late) {
+        if (!policy.ignoreValidity) {
+          return refuse(late ? VerifyFailure::kExpired : VerifyFailure::kNotYetValid,
+                        std::string(what) + (late ? " expired" : " is not yet valid"));
+        }
+        peer.datesIgnored = true;
+      }
+      // 3. No SHA-1 signature below the root.
+      int sig = wolfSSL_X509_get_signature_nid(x);
+      if (sig == NID_sha1WithRSAEncryption || sig == CTC_SHAwECDSA) {
+        return refuse(VerifyFailure::kPolicyViolation, "a SHA-1 signature in the chain");
+      }
     }
-    // 3. No SHA-1 signature below the root.
-    int sig = wolfSSL_X509_get_signature_nid(chain[i].get());
-    if (sig == NID_sha1WithRSAEncryption || sig == CTC_SHAwECDSA) {
-      return refuse(VerifyFailure::kPolicyViolation, "a SHA-1 signature in the chain");
+    // 4. Keys: RSA >= 2048 bits, ECDSA P-256 or P-384, Ed25519.
+    if (auto weak = weakKey(x, path[i]->der)) return refuse(VerifyFailure::kPolicyViolation, std::string(what) + " has " + *weak);
+    // 5. No critical extension capnet does not process.
+    if (!ext[i].unhandledCritical.empty()) {
+      return refuse(VerifyFailure::kPolicyViolation,
+                    std::string(what) + " carries an unhandled critical extension " + ext[i].unhandledCritical[0]);
     }
-    // 4. RSA keys of at least 2048 bits.
-    if (WOLFSSL_EVP_PKEY* key = wolfSSL_X509_get_pubkey(chain[i].get())) {
-      bool weak = wolfSSL_EVP_PKEY_base_id(key) == EVP_PKEY_RSA && wolfSSL_EVP_PKEY_bits(key) < 2048;
-      wolfSSL_EVP_PKEY_free(key);
-      if (weak) return refuse(VerifyFailure::kPolicyViolation, "an RSA key shorter than 2048 bits");
+  }
+  // 6. RFC 5280 for every CA of the path (the intermediates and the root).
+  for (size_t i = 1; i < path.size(); ++i) {
+    const CertExtensions& ca = ext[i];
+    const char* what = i == rootAt ? "the root" : "an intermediate";
+    if (!ca.hasBasicConstraints || !ca.isCa) {
+      return refuse(VerifyFailure::kPolicyViolation, std::string(what) + " is not a CA (basicConstraints)");
+    }
+    if (ca.hasKeyUsage && !ca.keyCertSign) {
+      return refuse(VerifyFailure::kPolicyViolation, std::string(what) + "'s keyUsage lacks keyCertSign");
+    }
+    // pathLenConstraint: how many intermediates may follow this CA towards the leaf.
+    const size_t below = i - 1;
+    if (ca.pathLen && below > *ca.pathLen) {
+      return refuse(VerifyFailure::kPolicyViolation,
+                    std::string(what) + " allows " + std::to_string(*ca.pathLen) + " intermediates below it (pathLenConstraint)");
+    }
+    // Name constraints bind the leaf's DNS names (and the host).
+    if (ca.hasNameConstraints) {
+      std::vector<std::string> names = ext[0].dnsNames;
+      names.push_back(policy.host);
+      for (const auto& n : names) {
+        for (const auto& x : ca.excludedDns) {
+          if (dnsWithin(n, x)) return refuse(VerifyFailure::kPolicyViolation, n + " is excluded by a CA's name constraints");
+        }
+        if (!ca.permittedDns.empty() &&
+            std::none_of(ca.permittedDns.begin(), ca.permittedDns.end(), [&](const std::string& p) { return dnsWithin(n, p); })) {
+          return refuse(VerifyFailure::kPolicyViolation, n + " is outside a CA's permitted names");
+        }
+      }
     }
   }
 
-  WOLFSSL_X509* leaf = chain[0].get();
-  // 5. The leaf names the host in its subjectAltName; the common name is never consulted.
-  void* san = wolfSSL_X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr);
-  if (san == nullptr) return refuse(VerifyFailure::kPolicyViolation, "the certificate has no subjectAltName");
-  wolfSSL_sk_GENERAL_NAME_pop_free(static_cast<WOLF_STACK_OF(WOLFSSL_GENERAL_NAME)*>(san), wolfSSL_GENERAL_NAME_free);
-  if (wolfSSL_X509_check_host(leaf, policy.host.c_str(), policy.host.size(), 0, nullptr) != WOLFSSL_SUCCESS) {
+  WOLFSSL_X509* leafX = leaf.x.get();
+  // 7. The leaf names the host in its subjectAltName; the common name is never consulted.
+  if (ext[0].dnsNames.empty()) return refuse(VerifyFailure::kPolicyViolation, "the certificate has no subjectAltName");
+  if (wolfSSL_X509_check_host(leafX, policy.host.c_str(), policy.host.size(), 0, nullptr) != WOLFSSL_SUCCESS) {
     return refuse(VerifyFailure::kHostnameMismatch, "the certificate does not name " + policy.host);
   }
-  if (wolfSSL_X509_get_isCA(leaf) == 1) return refuse(VerifyFailure::kPolicyViolation, "the leaf is a CA");
-  // 6. extendedKeyUsage, when present, must allow serverAuth.
-  unsigned int eku = wolfSSL_X509_get_extended_key_usage(leaf);
+  if (ext[0].isCa) return refuse(VerifyFailure::kPolicyViolation, "the leaf is a CA");
+  // 8. extendedKeyUsage, when present, must allow serverAuth.
+  unsigned int eku = wolfSSL_X509_get_extended_key_usage(leafX);
   if (eku != 0 && !(eku & XKU_SSL_SERVER)) {
     return refuse(VerifyFailure::kPolicyViolation, "extendedKeyUsage does not include serverAuth");
   }
 
-  // 7. Fingerprints and pins.
-  int derLen = 0;
-  if (const unsigned char* der = wolfSSL_X509_get_der(leaf, &derLen); der != nullptr && derLen > 0) {
-    wc_Sha256Hash(der, static_cast<word32>(derLen), peer.leafSha256.data());
-  }
-  // The leaf's key as RFC 7469 pins hash it: SHA-256 of the DER SubjectPublicKeyInfo.
-  auto leafDer = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(chainDer[0].data()), chainDer[0].size());
-  if (auto pin = spkiSha256(leafDer)) peer.spkiSha256 = *pin;
+  // 9. Fingerprints and pins (RFC 7469: the SHA-256 of the DER SubjectPublicKeyInfo). A pin
+  //    matches any certificate of the validated path: the leaf, an intermediate or the root (a
+  //    backup pin on the issuing CA is the usual practice).
+  wc_Sha256Hash(leaf.der.data(), static_cast<word32>(leaf.der.size()), peer.leafSha256.data());
+  if (auto pin = spkiSha256(leaf.der)) peer.spkiSha256 = *pin;
   if (!policy.pins.empty()) {
     if (policy.nowMs >= policy.pinsExpireAtMs) {
       peer.pinsSkipped = true;
     } else {
-      // A pin matches any certificate of the validated path: the leaf, an intermediate, or the
-      // root that anchored it (a backup pin on the issuing CA is the usual practice).
-      std::vector<std::array<uint8_t, 32>> pathKeys;
-      for (const auto& der : chainDer) {
-        if (auto k = spkiSha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(der.data()), der.size()))) {
-          pathKeys.push_back(*k);
-        }
-      }
-      WOLFSSL_X509_NAME* topIssuer = wolfSSL_X509_get_issuer_name(chain.back().get());
-      for (const auto& r : roots) {
-        X509Ptr root(wolfSSL_X509_load_certificate_buffer(r.der.data(), static_cast<int>(r.der.size()),
-                                                          WOLFSSL_FILETYPE_ASN1));
-        if (!root || wolfSSL_X509_NAME_cmp(wolfSSL_X509_get_subject_name(root.get()), topIssuer) != 0) continue;
-        if (auto k = spkiSha256(std::span<const uint8_t>(r.der.data(), r.der.size()))) pathKeys.push_back(*k);
-      }
       bool matched = false;
-      for (const auto& pin : policy.pins) {
-        matched = matched || std::find(pathKeys.begin(), pathKeys.end(), pin) != pathKeys.end();
+      for (const Cert* c : path) {
+        auto k = spkiSha256(c->der);
+        matched = matched || (k && std::find(policy.pins.begin(), policy.pins.end(), *k) != policy.pins.end());
       }
       if (!matched) return refuse(VerifyFailure::kPinMismatch, "no key of the certificate path matches a pin");
     }

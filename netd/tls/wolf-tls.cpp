@@ -47,6 +47,8 @@ std::optional<TlsFailure> mapCode(int code) {
     case ASN_NO_SIGNER_E:
     case 20:   // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
       return TlsFailure{idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER, "no trusted root signed this chain"};
+    case ASN_CRIT_EXT_E:
+      return TlsFailure{idl::ConnectRefusal::TLS_POLICY_VIOLATION, "a certificate carries an unhandled critical extension"};
     case DOMAIN_NAME_MISMATCH:
       return TlsFailure{idl::ConnectRefusal::TLS_HOSTNAME_MISMATCH, "certificate does not name the host"};
     case VERSION_ERROR:
@@ -166,8 +168,12 @@ class TlsConnection final : public TcpConnection {
       audit("tls", "warn", {{"time-policy", "ignore-validity"}, {"host", self->host_}, {"error", std::to_string(e)}});
       return 1;
     }
+    // wolfSSL's own chain check is not the decision: it cannot build a path from a chain sent out
+    // of order, and knows nothing of capnet's rules. The handshake goes on (its signatures are
+    // still checked against the leaf's key), and verifyChain (trust/verify.h) decides before a
+    // single byte of data is exchanged — the same function `trustctl verify` runs.
     if (self->verifyError_ == 0) self->verifyError_ = e;
-    return 0;
+    return 1;
   }
 
  private:

@@ -11,6 +11,7 @@
 #include <wolfssl/ssl.h>
 
 #include "trust/spki.h"
+#include "trust/x509-ext.h"
 #include "trust/trust-store.h"
 
 using namespace capnet;
@@ -152,5 +153,31 @@ TEST_CASE("a certificate's pin is the RFC 7469 value OpenSSL computes") {
     std::string want = pki(std::string(name) + ".pin");
     while (!want.empty() && (want.back() == '\n' || want.back() == '\r')) want.pop_back();
     CHECK(pinBase64(*pin) == want);
+  }
+}
+
+TEST_CASE("DNS name constraints match the name and its subdomains only, case-insensitively") {
+  CHECK(dnsWithin("devnet.test", "devnet.test"));
+  CHECK(dnsWithin("a.devnet.test", "devnet.test"));
+  CHECK(dnsWithin("A.DevNet.Test", "devnet.test"));
+  CHECK_FALSE(dnsWithin("evildevnet.test", "devnet.test"));
+  CHECK_FALSE(dnsWithin("devnet.test.evil", "devnet.test"));
+  CHECK(dnsWithin("a.devnet.test", ".devnet.test"));
+  CHECK_FALSE(dnsWithin("devnet.test", ".devnet.test"));
+  CHECK(dnsWithin("anything", ""));
+}
+
+TEST_CASE("the extension walk reads the CA rules and survives every truncation and bit flip") {
+  auto der = parseRoot(bytes(pki("ca.pem")))->der;
+  auto e = parseExtensions(der);
+  REQUIRE(e.has_value());
+  CHECK(e->isCa);
+  CHECK(e->keyCertSign);
+  CHECK(e->unhandledCritical.empty());
+  for (size_t n = 0; n < der.size(); ++n) (void)parseExtensions(std::span<const uint8_t>(der.data(), n));
+  for (size_t i = 0; i < der.size(); ++i) {
+    auto copy = der;
+    copy[i] ^= 0xff;
+    (void)parseExtensions(copy);   // any outcome but a crash (run under ASan in CI).
   }
 }

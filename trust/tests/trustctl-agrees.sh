@@ -44,4 +44,23 @@ for name in good ca; do
     echo "ok: trustctl pin $name = openssl's"
   fi
 done
+# Chains and CA rules, against an independent implementation: OpenSSL's `openssl verify` (with the
+# chain as sent, at the guest's date) and trustctl must both accept or both refuse.
+for cert in chain-full chain-extra chain-root chain-deep chain-deep-reversed chain-nointer chain-nokcs \
+            chain-pathlen chain-nc-permitted chain-nc-excluded critext ecdsa256 ecdsa384; do
+  awk '/BEGIN CERT/{n++} n==1' "$pki/$cert.pem" > "$dir/leaf.pem"
+  awk '/BEGIN CERT/{n++} n>=2' "$pki/$cert.pem" > "$dir/rest.pem"
+  untrusted=()
+  [[ -s "$dir/rest.pem" ]] && untrusted=(-untrusted "$dir/rest.pem")
+  if openssl verify -attime 1780272000 -purpose sslserver -verify_hostname devnet.test -CAfile "$pki/ca.pem" \
+       "${untrusted[@]}" "$dir/leaf.pem" >/dev/null 2>&1; then oracle=accept; else oracle=deny; fi
+  got=$("$trustctl" --pkg "$dir/pkg" --state "$dir/state" verify --chain "$pki/$cert.pem" --host devnet.test \
+          --at 2026-06-01 | cut -d' ' -f1 || true)
+  if [[ "$got" != "$oracle" ]]; then
+    echo "FAIL: $cert: trustctl $got, openssl $oracle"
+    fails=$((fails + 1))
+  else
+    echo "ok: $cert -> $got (openssl agrees)"
+  fi
+done
 exit "$fails"
