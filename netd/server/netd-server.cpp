@@ -67,10 +67,10 @@ std::string formatIpv4(uint32_t a) {
 class NetdAuthorizer final : public Authorizer {
  public:
   NetdAuthorizer(Netd& netd, uid_t peer, uid_t capdUid) : netd_(netd), peer_(peer), capdUid_(capdUid) {}
-  bool isPrincipal() const override { return !netd_.capdConnected() || netd_.isPrincipal(peer_); }
+  bool isPrincipal() const override { return !netd_.policyKnown() || netd_.isPrincipal(peer_); }
   bool isCapd() const override { return peer_ == capdUid_; }
   bool holds(std::string_view capability) const override {
-    return !netd_.capdConnected() || netd_.holds(peer_, capability);
+    return !netd_.policyKnown() || netd_.holds(peer_, capability);
   }
   std::string who() const override { return "uid:" + std::to_string(peer_); }
 
@@ -395,8 +395,10 @@ class NetConnectImpl final : public idl::NetConnect::Server {
     }
     if (serverName.size() > 253) return refuse(idl::ConnectRefusal::BAD_REQUEST, "tls.serverName longer than 253 bytes");
     // 1. policy state, as capd announced it.
-    if (!netd_.capdConnected()) {
-      return refuse(idl::ConnectRefusal::CAPD_UNREACHABLE, "netd has no control channel from capd: no policy, no connects");
+    if (!netd_.policyKnown()) {
+      return refuse(idl::ConnectRefusal::CAPD_UNREACHABLE,
+                    netd_.capdConnected() ? "capd has not announced its policy yet: no connects"
+                                          : "netd has no control channel from capd: no policy, no connects");
     }
     if (!netd_.devnetEnabled()) {
       return refuse(idl::ConnectRefusal::DEVNET_OFF, "network.devnet.enabled is false");
@@ -504,7 +506,7 @@ class NetConnectImpl final : public idl::NetConnect::Server {
   template <typename Context>
   bool stillAllowed(Context& context, idl::Grant::Reader grant, const std::string& host) {
     idl::ConnectRefusal reason = idl::ConnectRefusal::INTERNAL;
-    if (!netd_.capdConnected()) {
+    if (!netd_.policyKnown()) {
       reason = idl::ConnectRefusal::CAPD_UNREACHABLE;
     } else if (!netd_.devnetEnabled()) {
       reason = idl::ConnectRefusal::DEVNET_OFF;
@@ -620,7 +622,7 @@ void Netd::announce(NetdPolicy policy) {
   bool was = devnet_;
   devnet_ = policy.devnetEnabled;
   generation_ = policy.generation;
-  announced_ = true;
+  announcedSession_ = capdSession_;
   principals_ = std::move(policy.principals);
   limits_ = policy.limits;
   if (limitsObserver_) limitsObserver_(limits_);

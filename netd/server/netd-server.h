@@ -67,14 +67,17 @@ class Netd {
   idl::NetConnect::Client netConnectFor(uid_t peer);
 
   bool capdConnected() const { return capdSession_ != 0; }
+  // Whether netd knows capd's policy: a live control session that has announced it. Until then
+  // (capd just (re)connected) netd knows no facts and refuses every connect as capdUnreachable.
+  bool policyKnown() const { return capdSession_ != 0 && announcedSession_ == capdSession_; }
   bool devnetEnabled() const { return devnet_; }
   const NetdLimits& limits() const { return limits_; }
   // Facts announced by capd: whether `uid` is a principal and what it holds.
   bool isPrincipal(uid_t uid) const { return principals_.count(uid) != 0; }
   bool holds(uid_t uid, std::string_view capability) const;
-  // Whether netd's app socket serves `uid` at all: before capd's first announcement everyone
-  // (every connect is then refused as capd-unreachable), afterwards only principals.
-  bool servesApp(uid_t uid) const { return !announced_ || isPrincipal(uid); }
+  // Whether netd's app socket serves `uid` at all: while the policy is unknown everyone (every
+  // connect is then refused as capd-unreachable), afterwards only principals.
+  bool servesApp(uid_t uid) const { return !policyKnown() || isPrincipal(uid); }
   GrantRegistry& grants() { return grants_; }
   TcpStack& stack() { return stack_; }
   TlsWrapper* tls() { return tls_; }
@@ -112,7 +115,7 @@ class Netd {
   TlsWrapper* tls_;
   GrantRegistry grants_;
   bool devnet_ = false;
-  bool announced_ = false;
+  uint64_t announcedSession_ = 0;   // the control session whose announcement netd holds.
   uint64_t generation_ = 0;
   std::map<uid_t, std::set<std::string, std::less<>>> principals_;
   NetdLimits limits_;

@@ -699,3 +699,19 @@ TEST_CASE("netd's gate decides from capd's announced facts: a uid in no policy r
   req2.setPort(7);
   CHECK_THROWS_WITH(req2.send().wait(rig.io.waitScope), doctest::Contains("requires net.tcp.connect"));
 }
+
+TEST_CASE("between capd's (re)connect and its announcement netd knows no policy: typed capd-unreachable, never a gate refusal") {
+  Rig rig;
+  Captured audit;
+  rig.link = kj::heap<ControlLink>(*rig.io.provider, rig.dir.path + "/control.sock", rig.io.waitScope);
+  rig.settle();
+  REQUIRE(rig.netd.capdConnected());
+  CHECK_FALSE(rig.netd.policyKnown());
+  // Any local uid may ask for status, and learns why nothing connects.
+  auto st = rig.netd.netConnectFor(getuid() + 99).statusRequest().send().wait(rig.io.waitScope);
+  CHECK(st.getCapdConnected());
+  CHECK(rig.connect(getuid(), nullptr).reason == idl::ConnectRefusal::CAPD_UNREACHABLE);
+  rig.link->announce(ann(true, 1)).wait(rig.io.waitScope);
+  CHECK(rig.netd.policyKnown());
+  CHECK(rig.connect(getuid(), nullptr).reason == idl::ConnectRefusal::NO_CAP);
+}
