@@ -335,10 +335,10 @@ class FetcherImpl final : public idl::Fetcher::Server {
       if (resp.statusCode == 301 || resp.statusCode == 302 || resp.statusCode == 303 || resp.statusCode == 307 ||
           resp.statusCode == 308) {
         // Redirects are followed only to the same origin (scheme, host and port), up to the limit;
-        // anything else is refused, loudly. A relative Location resolves against this origin.
+        // anything else is refused, loudly. Location is an RFC 3986 reference resolved against
+        // this request's URL ("next.html", "../a", "//host/x", "?q", absolute).
         std::string location = resp.headers->get(kj::HttpHeaderId::LOCATION).orDefault("").cStr();
-        if (!location.empty() && location[0] == '/') location = url.scheme + "://" + url.host + ":" + std::to_string(url.port) + location;
-        auto next = parseUrl(location);
+        auto next = resolveReference(url, location);
         bool sameOrigin = next.ok() && next->host == url.host && next->port == url.port && next->scheme == url.scheme;
         if (!sameOrigin) return done(refuse(context, url.host, idl::FetchRefusal::CROSS_HOST_REDIRECT, location));
         if (redirects >= limits.maxRedirects) {

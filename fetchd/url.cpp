@@ -88,4 +88,67 @@ Result<Url, UrlError> parseUrl(std::string_view text) {
   return u;
 }
 
+std::string removeDotSegments(std::string_view in) {
+  std::string out;
+  while (!in.empty()) {
+    if (in.substr(0, 3) == "../") {
+      in.remove_prefix(3);
+    } else if (in.substr(0, 2) == "./") {
+      in.remove_prefix(2);
+    } else if (in.substr(0, 3) == "/./") {
+      in.remove_prefix(2);
+    } else if (in == "/.") {
+      in = "/";
+    } else if (in.substr(0, 4) == "/../" || in == "/..") {
+      in = in.size() == 3 ? std::string_view("/") : in.substr(3);
+      auto slash = out.rfind('/');
+      out.erase(slash == std::string::npos ? 0 : slash);
+    } else if (in == "." || in == "..") {
+      in = {};
+    } else {
+      size_t start = in.front() == '/' ? 1 : 0;
+      size_t next = in.find('/', start);
+      if (next == std::string_view::npos) next = in.size();
+      out.append(in.substr(0, next));
+      in.remove_prefix(next);
+    }
+  }
+  return out;
+}
+
+Result<Url, UrlError> resolveReference(const Url& base, std::string_view ref) {
+  if (ref.size() > kMaxUrlBytes) return fail(UrlError::kInvalid, "Location: longer than 4096 bytes");
+  auto hash = ref.find('#');
+  if (hash != std::string_view::npos) ref = ref.substr(0, hash);
+  // A scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"
+  size_t colon = ref.find(':');
+  bool hasScheme = colon != std::string_view::npos && colon > 0 && std::isalpha(static_cast<unsigned char>(ref[0]));
+  for (size_t i = 1; hasScheme && i < colon; ++i) {
+    char c = ref[i];
+    hasScheme = std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+  }
+  if (hasScheme) {
+    auto slash = ref.find('/');
+    hasScheme = slash == std::string_view::npos || colon < slash;
+  }
+  if (hasScheme) return parseUrl(ref);
+  std::string origin = base.scheme + "://" + base.host + ":" + std::to_string(base.port);
+  if (ref.substr(0, 2) == "//") return parseUrl(base.scheme + ":" + std::string(ref));
+  std::string basePath = base.target.substr(0, base.target.find('?'));
+  std::string baseQuery = base.target.find('?') == std::string::npos ? "" : base.target.substr(base.target.find('?'));
+  if (ref.empty()) return parseUrl(origin + base.target);
+  if (ref.front() == '?') return parseUrl(origin + basePath + std::string(ref));
+  std::string_view refPath = ref.substr(0, ref.find('?'));
+  std::string refQuery = ref.find('?') == std::string_view::npos ? "" : std::string(ref.substr(ref.find('?')));
+  std::string merged;
+  if (!refPath.empty() && refPath.front() == '/') {
+    merged = std::string(refPath);
+  } else {
+    merged = basePath.substr(0, basePath.rfind('/') + 1) + std::string(refPath);
+  }
+  std::string path = removeDotSegments(merged);
+  if (path.empty() || path.front() != '/') path.insert(path.begin(), '/');
+  return parseUrl(origin + path + refQuery);
+}
+
 }  // namespace capnet

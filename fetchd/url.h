@@ -25,4 +25,13 @@ enum class UrlError : uint8_t { kInvalid = 0, kScheme };
 
 Result<Url, UrlError> parseUrl(std::string_view text);
 
+// A redirect's Location resolved as an RFC 3986 reference against the request's URL (section 5.2:
+// absolute, scheme-relative "//host/...", absolute-path, query-only, or a relative path merged
+// with the base's and cleared of "." and ".." segments), then parsed as above. The fragment is
+// dropped. The same-origin rule is the caller's.
+Result<Url, UrlError> resolveReference(const Url& base, std::string_view reference);
+
+// RFC 3986 5.2.4.
+std::string removeDotSegments(std::string_view path);
+
 }  // namespace capnet

@@ -52,3 +52,25 @@ TEST_CASE("URLs fetchd does not handle are refused with the part and the reason"
   CHECK(parseUrl("ftp://x/").code() == UrlError::kScheme);
   CHECK(parseUrl("https://" + std::string(5000, 'a')).message() == "url : longer than 4096 bytes");
 }
+
+TEST_CASE("redirect targets resolve as RFC 3986 references against the request URL") {
+  auto base = parseUrl("http://devnet.test/a/b/c?q=1");
+  REQUIRE(base.ok());
+  auto text = [&](const char* ref) {
+    auto r = resolveReference(base.value(), ref);
+    return r.ok() ? r->text() : std::string("refused: ") + r.message();
+  };
+  CHECK(text("next.html") == "http://devnet.test/a/b/next.html");
+  CHECK(text("./x") == "http://devnet.test/a/b/x");
+  CHECK(text("../x") == "http://devnet.test/a/x");
+  CHECK(text("../../../../x") == "http://devnet.test/x");
+  CHECK(text("/root?z") == "http://devnet.test/root?z");
+  CHECK(text("?only") == "http://devnet.test/a/b/c?only");
+  CHECK(text("") == "http://devnet.test/a/b/c?q=1");
+  CHECK(text("#frag") == "http://devnet.test/a/b/c?q=1");
+  CHECK(text("//other.test/p") == "http://other.test/p");        // scheme-relative: another host.
+  CHECK(text("https://devnet.test/s") == "https://devnet.test/s");
+  CHECK(text("a:b") .rfind("refused", 0) == 0);                  // a scheme fetchd does not speak.
+  CHECK(removeDotSegments("/a/b/c/./../../g") == "/a/g");          // RFC 3986 5.2.4's example.
+  CHECK(removeDotSegments("mid/content=5/../6") == "mid/6");
+}
