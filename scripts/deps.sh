@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config python3 openssl xz-utils
   capnproto libcapnp-dev libwolfssl-dev doctest-dev
   qemu-system-x86 busybox-static socat e2fsprogs dpkg-dev python3-jsonschema
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )
 
 missing=()

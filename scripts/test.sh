@@ -19,6 +19,9 @@ echo "== host tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$here/build-asan" --output-on-failure -j2
 
+echo "== fuzz targets: committed corpora replayed, then a short slice each (scripts/fuzz.sh)"
+"$here/scripts/fuzz.sh" --regress
+
 if [[ -x "$here/scripts/qemu-test.sh" ]]; then
   echo "== QEMU marker contract"
   RUN_UNTIL_MARKER=1 RUN_TIMEOUT=200s "$here/scripts/qemu-test.sh"
