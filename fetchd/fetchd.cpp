@@ -319,7 +319,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
     headers.set(kj::HttpHeaderId::HOST, url.host);
     headers.add("User-Agent", "capnet-fetchd");
     auto request = client->request(head ? kj::HttpMethod::HEAD : kj::HttpMethod::GET, url.target, headers, uint64_t(0));
-    return request.response.then([this, context, url, sink, head, limits, redirects, &ioRef](
+    return request.response.then([this, context, url, sink, limits, redirects, &ioRef](
                                      kj::HttpClient::Response&& resp) mutable -> kj::Promise<kj::Maybe<Url>> {
       auto done = [](kj::Promise<void> p) { return p.then([]() -> kj::Maybe<Url> { return nullptr; }); };
       uint64_t headerBytes = 0;
