@@ -1,35 +1,16 @@
 #include "trust/x509-ext.h"
 
+#include "trust/der.h"
+
 #include <algorithm>
 #include <cctype>
 
 namespace capnet {
 namespace {
 
-struct Element {
-  uint8_t tag = 0;
-  std::span<const uint8_t> whole;
-  std::span<const uint8_t> contents;
-};
+using der::Element;
 
-std::optional<Element> readElement(std::span<const uint8_t> in) {
-  if (in.size() < 2) return std::nullopt;
-  Element e;
-  e.tag = in[0];
-  if ((e.tag & 0x1f) == 0x1f) return std::nullopt;
-  size_t pos = 1;
-  size_t len = in[pos++];
-  if (len & 0x80) {
-    size_t octets = len & 0x7f;
-    if (octets == 0 || octets > 4 || in.size() - pos < octets) return std::nullopt;
-    len = 0;
-    for (size_t i = 0; i < octets; ++i) len = (len << 8) | in[pos++];
-  }
-  if (len > in.size() - pos) return std::nullopt;
-  e.contents = in.subspan(pos, len);
-  e.whole = in.subspan(0, pos + len);
-  return e;
-}
+std::optional<Element> readElement(std::span<const uint8_t> in) { return der::read(in); }
 
 // The elements of a constructed element's contents, in order; nullopt if any does not parse.
 std::optional<std::vector<Element>> children(std::span<const uint8_t> contents, size_t max = 64) {
