@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: host tests (doctest via CTest), the same tests under ASan+UBSan, then the QEMU
-# marker contract (scripts/qemu-test.sh, every profile). Installs what the machine lacks first.
+# Every test: host tests (doctest via CTest), the flood test's figures, the same tests under
+# ASan+UBSan, the fuzz targets' regression slice (scripts/fuzz.sh --regress), then the QEMU marker
+# contract (scripts/qemu-test.sh, every profile). Installs what the machine lacks first.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
