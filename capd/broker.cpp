@@ -23,22 +23,6 @@ std::string principalName(const Policy& p, uid_t uid) {
   return info ? info->name : "uid:" + std::to_string(uid);
 }
 
-idl::GrantRefusal toWire(GrantDenial d) {
-  switch (d) {
-    case GrantDenial::kInternal: return idl::GrantRefusal::INTERNAL;
-    case GrantDenial::kDevnetOff: return idl::GrantRefusal::DEVNET_OFF;
-    case GrantDenial::kConfigInvalid: return idl::GrantRefusal::CONFIG_INVALID;
-    case GrantDenial::kUnknownPrincipal: return idl::GrantRefusal::UNKNOWN_PRINCIPAL;
-    case GrantDenial::kMissingCapability: return idl::GrantRefusal::MISSING_CAPABILITY;
-    case GrantDenial::kBadScope: return idl::GrantRefusal::BAD_SCOPE;
-    case GrantDenial::kUnknownHost: return idl::GrantRefusal::UNKNOWN_HOST;
-    case GrantDenial::kNetdUnreachable: return idl::GrantRefusal::NETD_UNREACHABLE;
-    case GrantDenial::kTooManyGrants: return idl::GrantRefusal::TOO_MANY_GRANTS;
-    case GrantDenial::kPolicyChanged: return idl::GrantRefusal::POLICY_CHANGED;
-    case GrantDenial::kBadTicket: return idl::GrantRefusal::BAD_TICKET;
-  }
-  return idl::GrantRefusal::INTERNAL;
-}
 
 // Whether a grant minted earlier carries exactly what `d` would give it now.
 // The grant's terms as a decision gives them: the address, TLS policy and timeouts.
@@ -152,7 +136,7 @@ class BrokerImpl final : public idl::CapdService::Server {
       i.setExpiresAtMs(t.expiresAtMs);
     } else {
       auto r = result.initRefused();
-      r.setReason(toWire(t.denial));
+      r.setReason(t.denial);
       r.setDetail(t.detail);
     }
     return kj::READY_NOW;
@@ -288,7 +272,7 @@ class BrokerImpl final : public idl::CapdService::Server {
       g.setExpiresAtMs(out.expiresAtMs);
     } else {
       auto refused = result.initRefused();
-      refused.setReason(toWire(out.denial));
+      refused.setReason(out.denial);
       refused.setDetail(out.detail);
     }
   }
@@ -312,7 +296,7 @@ PolicyDecision explainUrl(const Policy& policy, uid_t uid, std::string_view url,
   auto sep = url.find("://");
   if (sep == std::string_view::npos) {
     PolicyDecision d;
-    d.denial = GrantDenial::kBadScope;
+    d.denial = idl::GrantRefusal::BAD_SCOPE;
     d.reason = "bad-scope (URL has no scheme)";
     d.rules.push_back("URL is scheme://host[:port]: deny");
     return d;
@@ -491,17 +475,17 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
     MintOutcome out;
     out.denial = d.denial;
     out.detail = d.reason;
-    auditDenial("capd", request.callerUid, "deny", {{"principal", principal}, {"reason", grantDenialReason(d.denial)},
+    auditDenial("capd", request.callerUid, "deny", {{"principal", principal}, {"reason", enumName(d.denial)},
                            {"scope", scope}, {"rule", d.reason}});
     return out;
   }
   expire();
   if (grantsOf(request.subjectUid) >= policy->grantsPerPrincipal()) {
     MintOutcome out;
-    out.denial = GrantDenial::kTooManyGrants;
+    out.denial = idl::GrantRefusal::TOO_MANY_GRANTS;
     out.detail = principal + " holds " + std::to_string(grantsOf(request.subjectUid)) +
                  " live grants (network.limits.grantsPerPrincipal)";
-    auditDenial("capd", request.callerUid, "deny", {{"principal", principal}, {"reason", grantDenialReason(out.denial)}, {"scope", scope}});
+    auditDenial("capd", request.callerUid, "deny", {{"principal", principal}, {"reason", enumName(out.denial)}, {"scope", scope}});
     return out;
   }
   // The grant record itself (idl::Grant): what netd keeps and decides from.
@@ -533,7 +517,7 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
           bool registered) mutable -> kj::Promise<MintOutcome> {
         MintOutcome out;
         if (!registered) {
-          out.denial = GrantDenial::kNetdUnreachable;
+          out.denial = idl::GrantRefusal::NETD_UNREACHABLE;
           out.detail = "netd did not accept the grant (control channel down)";
           audit("capd", "deny", {{"principal", principal}, {"reason", "netd-unreachable"}, {"scope", scope}});
           return out;
@@ -541,9 +525,9 @@ kj::Promise<MintOutcome> Capd::mint(const GrantRequest& request) {
         if (policy_ != policy) {
           PolicyDecision now = policy_->decideGrant(request, clock_.nowMs());
           if (!now.allowed || !sameTerms(now, message->getRoot<idl::Grant>().asReader())) {
-            out.denial = GrantDenial::kPolicyChanged;
+            out.denial = idl::GrantRefusal::POLICY_CHANGED;
             out.detail = "a reload during the mint withdrew it: " + (now.allowed ? std::string("its terms changed") : now.reason);
-            audit("capd", "deny", {{"principal", principal}, {"reason", grantDenialReason(out.denial)},
+            audit("capd", "deny", {{"principal", principal}, {"reason", enumName(out.denial)},
                                    {"grant", grantName(id)}, {"scope", scope}});
             return netd_.revoke(token).then([out]() { return out; });
           }
@@ -579,22 +563,22 @@ TicketOutcome Capd::issueTicket(uid_t subject, const std::string& delegate, cons
   TicketOutcome out;
   std::string principal = principalName(*policy_, subject);
   std::string scope = scheme + "://" + host + ":" + std::to_string(port);
-  auto refuse = [&](GrantDenial d, std::string detail) {
+  auto refuse = [&](idl::GrantRefusal d, std::string detail) {
     out.denial = d;
     out.detail = std::move(detail);
-    auditDenial("capd", subject, "deny", {{"principal", principal}, {"reason", grantDenialReason(d)}, {"scope", scope},
+    auditDenial("capd", subject, "deny", {{"principal", principal}, {"reason", enumName(d)}, {"scope", scope},
                            {"action", "ticket"}, {"rule", out.detail}});
     return out;
   };
-  if (scheme != "http" && scheme != "https") return refuse(GrantDenial::kBadScope, "tickets are for http and https");
-  if (host.empty() || host.size() > 253 || port == 0) return refuse(GrantDenial::kBadScope, "host 1..253 bytes, port non-zero");
+  if (scheme != "http" && scheme != "https") return refuse(idl::GrantRefusal::BAD_SCOPE, "tickets are for http and https");
+  if (host.empty() || host.size() > 253 || port == 0) return refuse(idl::GrantRefusal::BAD_SCOPE, "host 1..253 bytes, port non-zero");
   const PrincipalInfo* d = policy_->principalByName(delegate);
   if (d == nullptr || !d->holds("net.grant.delegate")) {
-    return refuse(GrantDenial::kBadScope, "delegate \"" + delegate + "\" is not a principal holding net.grant.delegate");
+    return refuse(idl::GrantRefusal::BAD_SCOPE, "delegate \"" + delegate + "\" is not a principal holding net.grant.delegate");
   }
   auto perSubject = ticketsPerSubject_.find(subject);
   if (perSubject != ticketsPerSubject_.end() && perSubject->second >= kTicketsPerPrincipal) {
-    return refuse(GrantDenial::kTooManyGrants, principal + " holds " + std::to_string(kTicketsPerPrincipal) + " unused tickets");
+    return refuse(idl::GrantRefusal::TOO_MANY_GRANTS, principal + " holds " + std::to_string(kTicketsPerPrincipal) + " unused tickets");
   }
   Ticket t{subject, d->uid, scheme, host, port, clock_.nowMs() + kTicketLifetimeMs, nextTicketId_++};
   out.ticket = tokens_();
@@ -614,7 +598,7 @@ kj::Promise<MintOutcome> Capd::mintDelegated(uid_t delegate, std::span<const uin
   std::string scope = scheme + "://" + host + ":" + std::to_string(port);
   auto refuse = [&](std::string why) {
     MintOutcome out;
-    out.denial = GrantDenial::kBadTicket;
+    out.denial = idl::GrantRefusal::BAD_TICKET;
     out.detail = why;
     auditDenial("capd", delegate, "deny", {{"principal", principalName(*policy_, delegate)}, {"reason", "bad-ticket"},
                            {"scope", scope}, {"rule", why}});

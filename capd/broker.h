@@ -42,7 +42,7 @@ struct MintOutcome {
   bool granted = false;
   GrantToken token{};
   int64_t expiresAtMs = 0;
-  GrantDenial denial = GrantDenial::kInternal;
+  idl::GrantRefusal denial = idl::GrantRefusal::INTERNAL;
   std::string detail;
 };
 
@@ -55,7 +55,7 @@ struct TicketOutcome {
   bool issued = false;
   GrantToken ticket{};
   int64_t expiresAtMs = 0;
-  GrantDenial denial = GrantDenial::kInternal;
+  idl::GrantRefusal denial = idl::GrantRefusal::INTERNAL;
   std::string detail;
 };
 

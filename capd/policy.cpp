@@ -13,32 +13,16 @@ std::string formatIpv4(uint32_t a) {
 // `rule` is the condition that failed, as the rule trace states it ("app holds net.tcp.connect:
 // deny"); the reason says what was found ("no-cap (app lacks net.tcp.connect)") when `finding`
 // is given.
-PolicyDecision deny(PolicyDecision d, GrantDenial why, std::string rule, std::string finding = "") {
+PolicyDecision deny(PolicyDecision d, idl::GrantRefusal why, std::string rule, std::string finding = "") {
   d.allowed = false;
   d.denial = why;
   d.rules.push_back(rule + ": deny");
-  d.reason = std::string(grantDenialReason(why)) + " (" + (finding.empty() ? rule : finding) + ")";
+  d.reason = std::string(enumName(why)) + " (" + (finding.empty() ? rule : finding) + ")";
   return d;
 }
 
 }  // namespace
 
-std::string_view grantDenialReason(GrantDenial d) {
-  switch (d) {
-    case GrantDenial::kInternal: return "internal";
-    case GrantDenial::kDevnetOff: return "devnet-off";
-    case GrantDenial::kConfigInvalid: return "config-invalid";
-    case GrantDenial::kUnknownPrincipal: return "unknown-principal";
-    case GrantDenial::kMissingCapability: return "no-cap";
-    case GrantDenial::kBadScope: return "bad-scope";
-    case GrantDenial::kUnknownHost: return "unknown-host";
-    case GrantDenial::kNetdUnreachable: return "netd-unreachable";
-    case GrantDenial::kTooManyGrants: return "too-many-grants";
-    case GrantDenial::kPolicyChanged: return "policy-changed";
-    case GrantDenial::kBadTicket: return "bad-ticket";
-  }
-  return "internal";
-}
 
 std::vector<std::string_view> capabilitiesForScheme(std::string_view scheme, bool hostIsName) {
   if (scheme == "tcp") {
@@ -139,14 +123,14 @@ std::optional<uint32_t> Policy::resolve(std::string_view host) const {
 
 PolicyDecision Policy::decideGrant(const GrantRequest& r, int64_t nowMs) const {
   PolicyDecision d;
-  if (!valid()) return deny(std::move(d), GrantDenial::kConfigInvalid, "config is valid");
+  if (!valid()) return deny(std::move(d), idl::GrantRefusal::CONFIG_INVALID, "config is valid");
   d.rules.push_back("config is valid: ok");
-  if (!devnet_) return deny(std::move(d), GrantDenial::kDevnetOff, "network.devnet.enabled");
+  if (!devnet_) return deny(std::move(d), idl::GrantRefusal::DEVNET_OFF, "network.devnet.enabled");
   d.rules.push_back("network.devnet.enabled: ok");
 
   const PrincipalInfo* caller = principalByUid(r.callerUid);
   if (caller == nullptr) {
-    return deny(std::move(d), GrantDenial::kUnknownPrincipal,
+    return deny(std::move(d), idl::GrantRefusal::UNKNOWN_PRINCIPAL,
                 "caller uid " + std::to_string(r.callerUid) + " is a principal");
   }
   d.rules.push_back("caller uid " + std::to_string(r.callerUid) + " is principal \"" + caller->name + "\": ok");
@@ -156,41 +140,41 @@ PolicyDecision Policy::decideGrant(const GrantRequest& r, int64_t nowMs) const {
   const PrincipalInfo* subject = caller;
   if (r.delegated) {
     if (!caller->holds("net.grant.delegate")) {
-      return deny(std::move(d), GrantDenial::kMissingCapability, caller->name + " holds net.grant.delegate",
+      return deny(std::move(d), idl::GrantRefusal::NO_CAP, caller->name + " holds net.grant.delegate",
                   caller->name + " lacks net.grant.delegate");
     }
     d.rules.push_back(caller->name + " holds net.grant.delegate: ok");
     subject = principalByUid(r.subjectUid);
     if (subject == nullptr) {
-      return deny(std::move(d), GrantDenial::kUnknownPrincipal,
+      return deny(std::move(d), idl::GrantRefusal::UNKNOWN_PRINCIPAL,
                   "subject uid " + std::to_string(r.subjectUid) + " is a principal");
     }
     d.rules.push_back("subject uid " + std::to_string(r.subjectUid) + " is principal \"" + subject->name + "\": ok");
     if (!fetchScheme) {
-      return deny(std::move(d), GrantDenial::kBadScope, "delegated scheme \"" + r.scheme + "\" is http or https");
+      return deny(std::move(d), idl::GrantRefusal::BAD_SCOPE, "delegated scheme \"" + r.scheme + "\" is http or https");
     }
   } else if (!directScheme) {
-    return deny(std::move(d), GrantDenial::kBadScope, "direct scheme \"" + r.scheme + "\" is tcp or tls");
+    return deny(std::move(d), idl::GrantRefusal::BAD_SCOPE, "direct scheme \"" + r.scheme + "\" is tcp or tls");
   }
   d.rules.push_back("scheme " + r.scheme + ": ok");
 
   uint32_t literal = 0;
   const bool isLiteral = parseIpv4(r.host, literal);
   if (r.port == 0 || r.host.empty() || (!isLiteral && !isHostname(r.host))) {
-    return deny(std::move(d), GrantDenial::kBadScope, "scope host and port are well-formed");
+    return deny(std::move(d), idl::GrantRefusal::BAD_SCOPE, "scope host and port are well-formed");
   }
   d.rules.push_back("scope " + r.scheme + "://" + r.host + ":" + std::to_string(r.port) + " well-formed: ok");
 
   for (auto cap : capabilitiesForScheme(r.scheme, !isLiteral)) {
     if (!subject->holds(cap)) {
-      return deny(std::move(d), GrantDenial::kMissingCapability, subject->name + " holds " + std::string(cap),
+      return deny(std::move(d), idl::GrantRefusal::NO_CAP, subject->name + " holds " + std::string(cap),
                   subject->name + " lacks " + std::string(cap));
     }
     d.rules.push_back(subject->name + " holds " + std::string(cap) + ": ok");
   }
 
   auto addr = resolve(r.host);
-  if (!addr) return deny(std::move(d), GrantDenial::kUnknownHost, "network.hosts lists " + r.host);
+  if (!addr) return deny(std::move(d), idl::GrantRefusal::UNKNOWN_HOST, "network.hosts lists " + r.host);
   d.address = *addr;
   d.rules.push_back("network.hosts: " + r.host + " -> " + formatIpv4(*addr) + ": ok");
 
@@ -245,7 +229,7 @@ PolicyDecision Policy::decideGrant(const GrantRequest& r, int64_t nowMs) const {
         }
       }
       if (havePins && (pins.pins != d.tls.pins || pins.pinsExpireAtMs != d.tls.pinsExpireAtMs)) {
-        return deny(std::move(d), GrantDenial::kBadScope,
+        return deny(std::move(d), idl::GrantRefusal::BAD_SCOPE,
                     r.host + " is the address of " + pinnedName + " and " + n + ", which pin different keys: use a name");
       }
       havePins = true;
@@ -265,14 +249,14 @@ PolicyDecision Policy::decideGrant(const GrantRequest& r, int64_t nowMs) const {
 
 PolicyDecision Policy::decideCapability(uid_t uid, std::string_view capability) const {
   PolicyDecision d;
-  if (!valid()) return deny(std::move(d), GrantDenial::kConfigInvalid, "config is valid");
+  if (!valid()) return deny(std::move(d), idl::GrantRefusal::CONFIG_INVALID, "config is valid");
   const PrincipalInfo* p = principalByUid(uid);
   if (p == nullptr) {
-    return deny(std::move(d), GrantDenial::kUnknownPrincipal, "uid " + std::to_string(uid) + " is a principal");
+    return deny(std::move(d), idl::GrantRefusal::UNKNOWN_PRINCIPAL, "uid " + std::to_string(uid) + " is a principal");
   }
   d.rules.push_back("uid " + std::to_string(uid) + " is principal \"" + p->name + "\": ok");
   if (!p->holds(capability)) {
-    return deny(std::move(d), GrantDenial::kMissingCapability, p->name + " holds " + std::string(capability),
+    return deny(std::move(d), idl::GrantRefusal::NO_CAP, p->name + " holds " + std::string(capability),
                 p->name + " lacks " + std::string(capability));
   }
   d.rules.push_back(p->name + " holds " + std::string(capability) + ": ok");

@@ -16,7 +16,9 @@
 
 #include "capd/config.h"
 #include "common/rpc-server.h"
+#include "idl/cap.capnp.h"
 #include "idl/grant.h"
+#include "idl/names.h"
 
 namespace capnet {
 
@@ -59,21 +61,6 @@ struct PrincipalInfo {
   bool holds(std::string_view capability) const { return capabilities.count(capability) != 0; }
 };
 
-// Why a grant was refused; mirrors idl::GrantRefusal. The zero value denies.
-enum class GrantDenial : uint8_t {
-  kInternal = 0,
-  kDevnetOff,
-  kConfigInvalid,
-  kUnknownPrincipal,
-  kMissingCapability,
-  kBadScope,
-  kUnknownHost,
-  kNetdUnreachable,
-  kTooManyGrants,
-  kPolicyChanged,
-  kBadTicket,
-};
-std::string_view grantDenialReason(GrantDenial d);   // "devnet-off", "no-cap", ...
 
 struct GrantRequest {
   uid_t callerUid = 0;          // SO_PEERCRED of the broker connection.
@@ -86,7 +73,7 @@ struct GrantRequest {
 
 struct PolicyDecision {
   bool allowed = false;
-  GrantDenial denial = GrantDenial::kInternal;
+  idl::GrantRefusal denial = idl::GrantRefusal::INTERNAL;
   std::string reason;                 // the first rule that denied, or "allowed".
   std::vector<std::string> rules;     // every rule evaluated, in order, with its outcome.
   // Filled when allowed: what the grant carries to netd.

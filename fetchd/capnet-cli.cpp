@@ -14,17 +14,14 @@
 #include <string>
 
 #include "fetchd/fetch-client.h"
+#include "idl/names.h"
 #include "idl/fetch.capnp.h"
 
 namespace {
 
 constexpr const char* kUsage = "usage: capnet fetch [-I] [-o FILE] [--socket PATH] [--capd PATH] URL  (options in any order)\n";
 
-std::string reasonName(capnet::idl::FetchRefusal r) {
-  auto e = capnp::Schema::from<capnet::idl::FetchRefusal>().getEnumerants();
-  auto i = static_cast<uint16_t>(r);
-  return i < e.size() ? std::string(e[i].getProto().getName().cStr()) : "unknown";
-}
+std::string reasonName(capnet::idl::FetchRefusal r) { return std::string(capnet::enumName(r)); }
 
 class FileSink final : public capnet::idl::BodySink::Server {
  public:

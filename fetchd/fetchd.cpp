@@ -12,6 +12,7 @@
 #include "fetchd/url.h"
 #include "idl/cap.capnp.h"
 #include "idl/gate.h"
+#include "idl/names.h"
 #include "idl/net.capnp.h"
 
 namespace capnet {
@@ -20,30 +21,7 @@ namespace {
 constexpr const char* kFixtureHost = "fixture.local";
 constexpr size_t kChunk = 16384;   // per ByteStream call and per sink write
 
-std::string reasonName(idl::FetchRefusal r) {
-  switch (r) {
-    case idl::FetchRefusal::INTERNAL: return "internal";
-    case idl::FetchRefusal::NO_CAP: return "no-cap";
-    case idl::FetchRefusal::DEVNET_OFF: return "devnet-off";
-    case idl::FetchRefusal::BAD_URL: return "bad-url";
-    case idl::FetchRefusal::SCHEME: return "scheme";
-    case idl::FetchRefusal::UNKNOWN_HOST: return "unknown-host";
-    case idl::FetchRefusal::CONNECT_FAILED: return "connect-failed";
-    case idl::FetchRefusal::TLS_FAILED: return "tls-failed";
-    case idl::FetchRefusal::TIMEOUT: return "timeout";
-    case idl::FetchRefusal::HEADER_TOO_LARGE: return "header-too-large";
-    case idl::FetchRefusal::BODY_TOO_LARGE: return "body-too-large";
-    case idl::FetchRefusal::CROSS_HOST_REDIRECT: return "cross-host-redirect";
-    case idl::FetchRefusal::TOO_MANY_REDIRECTS: return "too-many-redirects";
-    case idl::FetchRefusal::BAD_RESPONSE: return "bad-response";
-    case idl::FetchRefusal::NO_OS_STACK: return "no-os-stack";
-    case idl::FetchRefusal::CAPD_UNREACHABLE: return "capd-unreachable";
-    case idl::FetchRefusal::NETD_UNREACHABLE: return "netd-unreachable";
-    case idl::FetchRefusal::NOT_FOUND: return "not-found";
-    case idl::FetchRefusal::TOO_MANY_FETCHES: return "too-many-fetches";
-  }
-  return "internal";
-}
+std::string reasonName(idl::FetchRefusal r) { return std::string(enumName(r)); }
 
 struct Refused {
   idl::FetchRefusal reason = idl::FetchRefusal::INTERNAL;

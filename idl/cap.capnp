@@ -60,7 +60,7 @@ enum GrantRefusal {
   devnetOff @1;
   configInvalid @2;     # capd's config did not validate; everything is denied until it does.
   unknownPrincipal @3;  # the caller's (or subject's) uid is not in the config.
-  missingCapability @4; # detail names the capability.
+  noCap @4;             # the subject lacks a capability the scope needs; detail names it.
   badScope @5;          # unknown scheme, port 0, malformed host.
   unknownHost @6;       # the host is not in the hosts map.
   netdUnreachable @7;   # capd could not register the grant with netd.

@@ -178,7 +178,7 @@ TEST_CASE("devnet off denies the mint with an audit line and registers nothing")
   capd.start();
   auto out = capd.mint(tcpRequest(2000)).wait(io.waitScope);
   CHECK_FALSE(out.granted);
-  CHECK(out.denial == GrantDenial::kDevnetOff);
+  CHECK(out.denial == idl::GrantRefusal::DEVNET_OFF);
   CHECK(netd.registered.empty());
   CHECK(audit.has("capd: deny principal=app reason=devnet-off scope=tcp://devnet.test:7"));
 }
@@ -194,7 +194,7 @@ TEST_CASE("netd unreachable: no grant is handed out") {
   capd.start();
   auto out = capd.mint(tcpRequest(2000)).wait(io.waitScope);
   CHECK_FALSE(out.granted);
-  CHECK(out.denial == GrantDenial::kNetdUnreachable);
+  CHECK(out.denial == idl::GrantRefusal::NETD_UNREACHABLE);
   CHECK(audit.has("capd: deny principal=app reason=netd-unreachable"));
 }
 
@@ -294,7 +294,7 @@ TEST_CASE("an invalid config at start-up denies everything with config-invalid, 
   CHECK_FALSE(capd.policy()->valid());
   CHECK(capd.policy()->source() == state);
   auto out = capd.mint(tcpRequest(2000)).wait(io.waitScope);
-  CHECK(out.denial == GrantDenial::kConfigInvalid);
+  CHECK(out.denial == idl::GrantRefusal::CONFIG_INVALID);
   CHECK(audit.has("capd: config state=invalid"));
   CHECK(audit.has("capd: deny principal=uid:2000 reason=config-invalid"));
 }
@@ -489,7 +489,7 @@ TEST_CASE("a grant whose mint overlaps a reload that withdraws it is never retur
   netd.pending->fulfill(true);
   auto out = minting.wait(io.waitScope);
   CHECK_FALSE(out.granted);
-  CHECK(out.denial == GrantDenial::kPolicyChanged);
+  CHECK(out.denial == idl::GrantRefusal::POLICY_CHANGED);
   REQUIRE(netd.revoked.size() == 1);
   CHECK(netd.revoked[0] == netd.registered[0].token);
   CHECK(capd.activeGrants() == 0);
@@ -548,7 +548,7 @@ TEST_CASE("one principal cannot hoard grants past network.limits.grantsPerPrinci
   for (int i = 0; i < 3; ++i) REQUIRE(capd.mint(tcpRequest(2000)).wait(io.waitScope).granted);
   auto fourth = capd.mint(tcpRequest(2000)).wait(io.waitScope);
   CHECK_FALSE(fourth.granted);
-  CHECK(fourth.denial == GrantDenial::kTooManyGrants);
+  CHECK(fourth.denial == idl::GrantRefusal::TOO_MANY_GRANTS);
   CHECK(audit.has("capd: deny principal=app reason=too-many-grants"));
   CHECK(netd.registered.size() == 3);
   // Expiry frees the principal's budget (no scan of every grant: the oldest expire first).
@@ -653,7 +653,7 @@ TEST_CASE("a delegate redeems the ticket an app asked for: the grant's subject i
   // One-shot: the same ticket never works twice.
   auto again = capd.mintDelegated(1002, bytes(t.ticket), "https", "devnet.test", 443).wait(io.waitScope);
   CHECK_FALSE(again.granted);
-  CHECK(again.denial == GrantDenial::kBadTicket);
+  CHECK(again.denial == idl::GrantRefusal::BAD_TICKET);
   CHECK(capd.liveTickets() == 0);
 }
 
@@ -667,27 +667,27 @@ TEST_CASE("a compromised delegate cannot get a grant without a ticket, with a fo
   capd.start();
   // No ticket at all: the victim never asked.
   auto none = capd.mintDelegated(1002, {}, "https", "devnet.test", 443).wait(io.waitScope);
-  CHECK(none.denial == GrantDenial::kBadTicket);
+  CHECK(none.denial == idl::GrantRefusal::BAD_TICKET);
   GrantToken forged;
   forged.fill(0x42);
   CHECK(capd.mintDelegated(1002, bytes(forged), "https", "devnet.test", 443).wait(io.waitScope).denial ==
-        GrantDenial::kBadTicket);
+        idl::GrantRefusal::BAD_TICKET);
   // The app asked for devnet.test; fetchd tries to use it for other.test: refused, and consumed.
   auto t = capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443);
   REQUIRE(t.issued);
   auto other = capd.mintDelegated(1002, bytes(t.ticket), "https", "other.test", 443).wait(io.waitScope);
-  CHECK(other.denial == GrantDenial::kBadTicket);
+  CHECK(other.denial == idl::GrantRefusal::BAD_TICKET);
   CHECK(capd.mintDelegated(1002, bytes(t.ticket), "https", "devnet.test", 443).wait(io.waitScope).denial ==
-        GrantDenial::kBadTicket);
+        idl::GrantRefusal::BAD_TICKET);
   // A ticket for fetchd is useless to another delegate.
   auto t2 = capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443);
   CHECK(capd.mintDelegated(1003, bytes(t2.ticket), "https", "devnet.test", 443).wait(io.waitScope).denial ==
-        GrantDenial::kBadTicket);
+        idl::GrantRefusal::BAD_TICKET);
   // Tickets expire.
   auto t3 = capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443);
   clock.set(1000 + kTicketLifetimeMs);
   CHECK(capd.mintDelegated(1002, bytes(t3.ticket), "https", "devnet.test", 443).wait(io.waitScope).denial ==
-        GrantDenial::kBadTicket);
+        idl::GrantRefusal::BAD_TICKET);
   CHECK(netd.registered.empty());
   CHECK(audit.has("capd: deny principal=fetchd reason=bad-ticket"));
 }
@@ -698,11 +698,11 @@ TEST_CASE("tickets name a real delegate, only for http(s), and one principal can
   FakeNetd netd;
   Capd capd(clock, netd, {dir.write("n.json", delegationConfig()), ""});
   capd.start();
-  CHECK(capd.issueTicket(2000, "app", "https", "devnet.test", 443).denial == GrantDenial::kBadScope);
-  CHECK(capd.issueTicket(2000, "nobody", "https", "devnet.test", 443).denial == GrantDenial::kBadScope);
-  CHECK(capd.issueTicket(2000, "fetchd", "tcp", "devnet.test", 7).denial == GrantDenial::kBadScope);
+  CHECK(capd.issueTicket(2000, "app", "https", "devnet.test", 443).denial == idl::GrantRefusal::BAD_SCOPE);
+  CHECK(capd.issueTicket(2000, "nobody", "https", "devnet.test", 443).denial == idl::GrantRefusal::BAD_SCOPE);
+  CHECK(capd.issueTicket(2000, "fetchd", "tcp", "devnet.test", 7).denial == idl::GrantRefusal::BAD_SCOPE);
   for (size_t i = 0; i < kTicketsPerPrincipal; ++i) REQUIRE(capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443).issued);
-  CHECK(capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443).denial == GrantDenial::kTooManyGrants);
+  CHECK(capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443).denial == idl::GrantRefusal::TOO_MANY_GRANTS);
   CHECK(capd.issueTicket(2001, "fetchd", "https", "devnet.test", 443).issued);   // others unaffected.
   clock.set(1000 + kTicketLifetimeMs);
   CHECK(capd.issueTicket(2000, "fetchd", "https", "devnet.test", 443).issued);   // expiry frees the budget.

@@ -42,12 +42,12 @@ TEST_CASE("mint matrix: devnet off/on x capability present/absent x scope in/out
         auto d = p->decideGrant(direct("tcp", inScope ? "devnet.test" : "elsewhere.test", 7), 0);
         CHECK(d.allowed == (devnet && hasCap && inScope));
         if (!devnet) {
-          CHECK(d.denial == GrantDenial::kDevnetOff);
+          CHECK(d.denial == idl::GrantRefusal::DEVNET_OFF);
         } else if (!hasCap) {
-          CHECK(d.denial == GrantDenial::kMissingCapability);
+          CHECK(d.denial == idl::GrantRefusal::NO_CAP);
           CHECK(d.reason == "no-cap (app lacks net.tcp.connect)");
         } else if (!inScope) {
-          CHECK(d.denial == GrantDenial::kUnknownHost);
+          CHECK(d.denial == idl::GrantRefusal::UNKNOWN_HOST);
         } else {
           CHECK(d.address == 0x0a000202u);
           CHECK(d.reason == "allowed");
@@ -65,14 +65,14 @@ TEST_CASE("a host name needs net.dns.resolve for direct connects but a listed IP
   CHECK(byName.reason == "no-cap (app lacks net.dns.resolve)");
   CHECK(p->decideGrant(direct("tcp", "10.0.2.2", 7), 0).allowed);
   auto unlisted = p->decideGrant(direct("tcp", "10.9.9.9", 7), 0);
-  CHECK(unlisted.denial == GrantDenial::kUnknownHost);
+  CHECK(unlisted.denial == idl::GrantRefusal::UNKNOWN_HOST);
 }
 
 TEST_CASE("tls scope needs net.tls.validate on top of net.tcp.connect") {
   auto p = policyFrom(config(true, R"("net.tcp.connect", "net.dns.resolve")"));
   REQUIRE(p);
   auto d = p->decideGrant(direct("tls", "devnet.test", 443), 0);
-  CHECK(d.denial == GrantDenial::kMissingCapability);
+  CHECK(d.denial == idl::GrantRefusal::NO_CAP);
   CHECK(d.reason == "no-cap (app lacks net.tls.validate)");
 }
 
@@ -81,7 +81,7 @@ TEST_CASE("delegated grants need net.grant.delegate on the caller and net.http.d
   REQUIRE(p);
   GrantRequest viaFetchd{1002, 2000, true, "https", "devnet.test", 443};
   auto d = p->decideGrant(viaFetchd, 0);
-  CHECK(d.denial == GrantDenial::kMissingCapability);
+  CHECK(d.denial == idl::GrantRefusal::NO_CAP);
   CHECK(d.reason == "no-cap (app lacks net.http.devnet)");
 
   auto q = policyFrom(config(true, R"("net.http.fetch", "net.http.devnet", "net.tls.validate")"));
@@ -90,16 +90,16 @@ TEST_CASE("delegated grants need net.grant.delegate on the caller and net.http.d
   GrantRequest byApp{2000, 2000, true, "https", "devnet.test", 443};   // the app is no delegate
   CHECK(q->decideGrant(byApp, 0).reason == "no-cap (app lacks net.grant.delegate)");
   GrantRequest directHttps{2000, 2000, false, "https", "devnet.test", 443};
-  CHECK(q->decideGrant(directHttps, 0).denial == GrantDenial::kBadScope);
+  CHECK(q->decideGrant(directHttps, 0).denial == idl::GrantRefusal::BAD_SCOPE);
   GrantRequest unknownSubject{1002, 4242, true, "https", "devnet.test", 443};
-  CHECK(q->decideGrant(unknownSubject, 0).denial == GrantDenial::kUnknownPrincipal);
+  CHECK(q->decideGrant(unknownSubject, 0).denial == idl::GrantRefusal::UNKNOWN_PRINCIPAL);
 }
 
 TEST_CASE("an unknown caller uid holds nothing") {
   auto p = policyFrom(config(true, R"("net.tcp.connect")"));
   REQUIRE(p);
   GrantRequest stranger{4242, 4242, false, "tcp", "10.0.2.2", 7};
-  CHECK(p->decideGrant(stranger, 0).denial == GrantDenial::kUnknownPrincipal);
+  CHECK(p->decideGrant(stranger, 0).denial == idl::GrantRefusal::UNKNOWN_PRINCIPAL);
   CHECK_FALSE(p->holds(4242, "net.tcp.connect"));
 }
 
@@ -107,7 +107,7 @@ TEST_CASE("an invalid config yields a policy that denies everything with config-
   auto p = Policy::denyAll("broken.json", {"network.hosts[\"x\"]: not an IPv4 address"});
   CHECK_FALSE(p->valid());
   auto d = p->decideGrant(direct("tcp", "10.0.2.2", 7), 0);
-  CHECK(d.denial == GrantDenial::kConfigInvalid);
+  CHECK(d.denial == idl::GrantRefusal::CONFIG_INVALID);
   CHECK_FALSE(p->holds(2000, "net.tcp.connect"));
   CHECK(p->summary().find("denying everything") != std::string::npos);
 }
@@ -115,10 +115,10 @@ TEST_CASE("an invalid config yields a policy that denies everything with config-
 TEST_CASE("bad scopes are refused: port 0, empty or malformed host, unknown scheme") {
   auto p = policyFrom(config(true, R"("net.tcp.connect", "net.dns.resolve")"));
   REQUIRE(p);
-  CHECK(p->decideGrant(direct("tcp", "devnet.test", 0), 0).denial == GrantDenial::kBadScope);
-  CHECK(p->decideGrant(direct("tcp", "", 7), 0).denial == GrantDenial::kBadScope);
-  CHECK(p->decideGrant(direct("tcp", "a b", 7), 0).denial == GrantDenial::kBadScope);
-  CHECK(p->decideGrant(direct("gopher", "devnet.test", 7), 0).denial == GrantDenial::kBadScope);
+  CHECK(p->decideGrant(direct("tcp", "devnet.test", 0), 0).denial == idl::GrantRefusal::BAD_SCOPE);
+  CHECK(p->decideGrant(direct("tcp", "", 7), 0).denial == idl::GrantRefusal::BAD_SCOPE);
+  CHECK(p->decideGrant(direct("tcp", "a b", 7), 0).denial == idl::GrantRefusal::BAD_SCOPE);
+  CHECK(p->decideGrant(direct("gopher", "devnet.test", 7), 0).denial == idl::GrantRefusal::BAD_SCOPE);
 }
 
 TEST_CASE("TLS policy travels with the grant: time policy, TLS 1.2 allowance, pins and their expiry") {
@@ -176,5 +176,5 @@ TEST_CASE("an IPv4 literal of a listed host gets that host's pins and TLS floor:
   // Two names of one address pinning different sets: the literal is refused, not guessed.
   auto ambiguous = p->decideGrant(direct("tls", "10.0.2.5", 443), 0);
   CHECK_FALSE(ambiguous.allowed);
-  CHECK(ambiguous.denial == GrantDenial::kBadScope);
+  CHECK(ambiguous.denial == idl::GrantRefusal::BAD_SCOPE);
 }

@@ -6,38 +6,11 @@
 
 #include "common/audit.h"
 #include "idl/gate.h"
+#include "idl/names.h"
 
 namespace capnet {
 
-std::string_view refusalName(idl::ConnectRefusal r) {
-  switch (r) {
-    case idl::ConnectRefusal::INTERNAL: return "internal";
-    case idl::ConnectRefusal::DEVNET_OFF: return "devnet-off";
-    case idl::ConnectRefusal::CAPD_UNREACHABLE: return "capd-unreachable";
-    case idl::ConnectRefusal::NO_OS_STACK: return "no-os-stack";
-    case idl::ConnectRefusal::NO_CAP: return "no-cap";
-    case idl::ConnectRefusal::CAP_EXPIRED: return "expired";
-    case idl::ConnectRefusal::CAP_REVOKED: return "revoked";
-    case idl::ConnectRefusal::WRONG_UID: return "wrong-uid";
-    case idl::ConnectRefusal::OUT_OF_SCOPE: return "out-of-scope";
-    case idl::ConnectRefusal::UNKNOWN_HOST: return "unknown-host";
-    case idl::ConnectRefusal::BAD_REQUEST: return "bad-request";
-    case idl::ConnectRefusal::CONNECT_TIMEOUT: return "connect-timeout";
-    case idl::ConnectRefusal::CONNECT_REFUSED: return "connect-refused";
-    case idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER: return "untrusted-issuer";
-    case idl::ConnectRefusal::TLS_EXPIRED: return "expired-certificate";
-    case idl::ConnectRefusal::TLS_NOT_YET_VALID: return "not-yet-valid";
-    case idl::ConnectRefusal::TLS_HOSTNAME_MISMATCH: return "hostname-mismatch";
-    case idl::ConnectRefusal::TLS_PIN_MISMATCH: return "pin-mismatch";
-    case idl::ConnectRefusal::TLS_VERSION_TOO_OLD: return "version-too-old";
-    case idl::ConnectRefusal::TLS_HANDSHAKE_TIMEOUT: return "handshake-timeout";
-    case idl::ConnectRefusal::TLS_PEER_CLOSED: return "peer-closed";
-    case idl::ConnectRefusal::TLS_POLICY_VIOLATION: return "policy-violation";
-    case idl::ConnectRefusal::TLS_HANDSHAKE_FAILED: return "handshake-failed";
-    case idl::ConnectRefusal::TOO_MANY_CONNECTIONS: return "too-many-connections";
-  }
-  return "internal";
-}
+std::string_view refusalName(idl::ConnectRefusal r) { return enumName(r); }
 
 kj::Maybe<idl::ConnectRefusal> streamClosedReason(const kj::Exception& e) {
   std::string_view d(e.getDescription().cStr());
@@ -45,10 +18,8 @@ kj::Maybe<idl::ConnectRefusal> streamClosedReason(const kj::Exception& e) {
   if (at == std::string_view::npos) return nullptr;
   d = d.substr(at + kStreamClosedPrefix.size());
   d = d.substr(0, d.find(' '));
-  for (uint16_t i = 0; i <= static_cast<uint16_t>(idl::ConnectRefusal::TOO_MANY_CONNECTIONS); ++i) {
-    auto r = static_cast<idl::ConnectRefusal>(i);
-    if (refusalName(r) == d) return r;
-  }
+  idl::ConnectRefusal r;
+  if (enumFromName(d, r)) return r;
   return nullptr;
 }
 

@@ -126,7 +126,7 @@ class Netd {
   uint64_t nextSession_ = 1;
 };
 
-// The reason string used in audit lines and selftest checks, e.g. "devnet-off", "no-cap".
+// The reason's one spelling (idl/names.h), e.g. "devnet-off", "no-cap", "tls-expired".
 std::string_view refusalName(idl::ConnectRefusal r);
 
 }  // namespace capnet

@@ -215,8 +215,8 @@ TEST_CASE("grant checks: none, forged, another uid's, out of scope, expired, rev
   CHECK(rig.stack.connects.empty());
   CHECK(audit.has("net: connect deny reason=wrong-uid"));
   CHECK(audit.has("net: connect deny reason=out-of-scope"));
-  CHECK(audit.has("net: connect deny reason=expired"));
-  CHECK(audit.has("net: connect deny reason=revoked"));
+  CHECK(audit.has("net: connect deny reason=cap-expired"));
+  CHECK(audit.has("net: connect deny reason=cap-revoked"));
 }
 
 TEST_CASE("an allowed connect reaches the grant's address and carries bytes both ways with half-close") {
@@ -549,12 +549,12 @@ TEST_CASE("an explicit revoke closes the streams of that grant only, with cap-re
   rig.link->revoke(a.token).wait(rig.io.waitScope);
   auto ra = sa.readRequest();
   ra.setMaxBytes(1);
-  CHECK(closure(ra.send(), rig.io.waitScope) == "revoked");
+  CHECK(closure(ra.send(), rig.io.waitScope) == "cap-revoked");
   auto wb = sb.writeRequest();
   wb.setData(kj::StringPtr("x").asBytes());
   CHECK(closure(wb.send(), rig.io.waitScope) == "ok");
-  CHECK(audit.has("net: stream closed reason=revoked grant=g7"));
-  CHECK_FALSE(audit.has("net: stream closed reason=revoked grant=g8"));
+  CHECK(audit.has("net: stream closed reason=cap-revoked grant=g7"));
+  CHECK_FALSE(audit.has("net: stream closed reason=cap-revoked grant=g8"));
 }
 
 TEST_CASE("losing capd's control session closes every stream with capd-unreachable") {
@@ -591,8 +591,8 @@ TEST_CASE("no stream lives forever: past its grant's expiry plus grants.maxStrea
   rig.netd.sweep();
   auto r = s.readRequest();
   r.setMaxBytes(1);
-  CHECK(closure(r.send(), rig.io.waitScope) == "expired");
-  CHECK(audit.has("net: stream closed reason=expired grant=g0"));
+  CHECK(closure(r.send(), rig.io.waitScope) == "cap-expired");
+  CHECK(audit.has("net: stream closed reason=cap-expired grant=g0"));
 }
 
 TEST_CASE("a holder's streams are capped, counting connects still in progress") {
