@@ -13,6 +13,7 @@
 
 #include "capd/broker.h"
 #include "capd/netd-link.h"
+#include "common/cli.h"
 #include "common/audit.h"
 #include "common/clock.h"
 #include "common/privileges.h"
@@ -32,13 +33,6 @@ int usage(const char* why) {
   return 2;
 }
 
-bool parseUint(const char* s, unsigned long max, unsigned long& out) {
-  if (s == nullptr || *s == '\0') return false;
-  char* end = nullptr;
-  errno = 0;
-  out = std::strtoul(s, &end, 10);
-  return errno == 0 && *end == '\0' && out <= max && s[0] != '-';
-}
 
 int check(const char* path) {
   auto loaded = capnet::loadConfigFile(path);
@@ -70,9 +64,10 @@ int explain(const std::string& principal, const std::string& url, const capnet::
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (int rc = capnet::cli::standardFlags(argc, argv, "capd", kUsage); rc >= 0) return rc;
   capnet::ConfigSources sources;
   std::string socketPath, netdControl, checkPath, explainPrincipal, explainUrl;
-  unsigned long uid = 0, gid = 0;
+  unsigned long long uid = 0, gid = 0;
   bool dropTo = false, haveGid = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -95,10 +90,10 @@ int main(int argc, char** argv) {
       explainPrincipal = argv[++i];
       explainUrl = argv[++i];
     } else if (a == "--uid" && (v = next())) {
-      if (!parseUint(v, 4294967294ul, uid)) return usage("--uid: not a uid");
+      if (!capnet::cli::parseUint(v, 4294967294ul, uid)) return usage("--uid: not a uid");
       dropTo = true;
     } else if (a == "--gid" && (v = next())) {
-      if (!parseUint(v, 4294967294ul, gid)) return usage("--gid: not a gid");
+      if (!capnet::cli::parseUint(v, 4294967294ul, gid)) return usage("--gid: not a gid");
       haveGid = true;
     } else {
       return usage(("unknown or incomplete argument: " + a).c_str());

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <string>
 
+#include "common/cli.h"
 #include "fetchd/fetch-client.h"
 #include "idl/names.h"
 #include "idl/fetch.capnp.h"
@@ -59,10 +60,7 @@ class FileSink final : public capnet::idl::BodySink::Server {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
-    std::printf("%s", kUsage);
-    return 0;
-  }
+  if (int rc = capnet::cli::standardFlags(argc, argv, "capnet", kUsage); rc >= 0) return rc;
   if (argc < 3 || std::string(argv[1]) != "fetch") {
     std::fprintf(stderr, "%s", kUsage);
     return 2;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/cli.h"
 #include "common/audit.h"
 #include "common/privileges.h"
 #include "common/rpc-server.h"
@@ -18,17 +19,11 @@ constexpr const char* kUsage =
     "usage: fetchd --socket PATH --capd PATH --netd PATH --fixtures DIR [--uid N --gid N]\n"
     "              [--max-body-bytes N] [--max-header-bytes N] [--max-redirects N] [--total-timeout-ms N]\n";
 
-bool parseUint(const char* s, unsigned long long max, unsigned long long& out) {
-  if (s == nullptr || *s == '\0' || *s == '-') return false;
-  char* end = nullptr;
-  errno = 0;
-  out = std::strtoull(s, &end, 10);
-  return errno == 0 && *end == '\0' && out <= max;
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (int rc = capnet::cli::standardFlags(argc, argv, "fetchd", kUsage); rc >= 0) return rc;
   std::string socketPath, fixtures;
   capnet::FetchdPaths paths;
   capnet::FetchLimits limits;
@@ -49,12 +44,12 @@ int main(int argc, char** argv) {
     else if (a == "--capd") paths.capd = val;
     else if (a == "--netd") paths.netd = val;
     else if (a == "--fixtures") fixtures = val;
-    else if (a == "--uid" && parseUint(val, 4294967294ull, uid)) drop = true;
-    else if (a == "--gid" && parseUint(val, 4294967294ull, gid)) haveGid = true;
-    else if (a == "--max-body-bytes" && parseUint(val, 1ull << 30, v) && v > 0) limits.maxBodyBytes = v;
-    else if (a == "--max-header-bytes" && parseUint(val, 1u << 20, v) && v >= 1024) limits.maxHeaderBytes = static_cast<uint32_t>(v);
-    else if (a == "--max-redirects" && parseUint(val, 20, v)) limits.maxRedirects = static_cast<uint32_t>(v);
-    else if (a == "--total-timeout-ms" && parseUint(val, 3600000, v) && v > 0) limits.totalTimeoutMs = static_cast<uint32_t>(v);
+    else if (a == "--uid" && capnet::cli::parseUint(val, 4294967294ull, uid)) drop = true;
+    else if (a == "--gid" && capnet::cli::parseUint(val, 4294967294ull, gid)) haveGid = true;
+    else if (a == "--max-body-bytes" && capnet::cli::parseUint(val, 1ull << 30, v) && v > 0) limits.maxBodyBytes = v;
+    else if (a == "--max-header-bytes" && capnet::cli::parseUint(val, 1u << 20, v) && v >= 1024) limits.maxHeaderBytes = static_cast<uint32_t>(v);
+    else if (a == "--max-redirects" && capnet::cli::parseUint(val, 20, v)) limits.maxRedirects = static_cast<uint32_t>(v);
+    else if (a == "--total-timeout-ms" && capnet::cli::parseUint(val, 3600000, v) && v > 0) limits.totalTimeoutMs = static_cast<uint32_t>(v);
     else {
       std::fprintf(stderr, "fetchd: bad argument %s %s\n%s", a.c_str(), val, kUsage);
       return 2;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "common/cli.h"
 #include "common/audit.h"
 #include "common/clock.h"
 #include "common/privileges.h"
@@ -25,19 +26,13 @@ namespace {
 constexpr const char* kUsage =
     "usage: netd --control-socket PATH --capd-uid N --socket PATH [--uid N --gid N] [--vfio auto|none|PCI-ADDR]\n";
 
-bool parseUint(const char* s, unsigned long max, unsigned long& out) {
-  if (s == nullptr || *s == '\0' || *s == '-') return false;
-  char* end = nullptr;
-  errno = 0;
-  out = std::strtoul(s, &end, 10);
-  return errno == 0 && *end == '\0' && out <= max;
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (int rc = capnet::cli::standardFlags(argc, argv, "netd", kUsage); rc >= 0) return rc;
   std::string controlPath, appPath, vfio = "auto";
-  unsigned long capdUid = 0, uid = 0, gid = 0;
+  unsigned long long capdUid = 0, uid = 0, gid = 0;
   bool haveCapd = false, drop = false, haveGid = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -57,11 +52,11 @@ int main(int argc, char** argv) {
       appPath = v;
     } else if (a == "--vfio") {
       vfio = v;
-    } else if (a == "--capd-uid" && parseUint(v, 4294967294ul, capdUid)) {
+    } else if (a == "--capd-uid" && capnet::cli::parseUint(v, 4294967294ul, capdUid)) {
       haveCapd = true;
-    } else if (a == "--uid" && parseUint(v, 4294967294ul, uid)) {
+    } else if (a == "--uid" && capnet::cli::parseUint(v, 4294967294ul, uid)) {
       drop = true;
-    } else if (a == "--gid" && parseUint(v, 4294967294ul, gid)) {
+    } else if (a == "--gid" && capnet::cli::parseUint(v, 4294967294ul, gid)) {
       haveGid = true;
     } else {
       std::fprintf(stderr, "netd: bad argument %s %s\n%s", a.c_str(), v, kUsage);

@@ -356,7 +356,7 @@ Report devnetOffDeny(Context& ctx) {
   if (st.getDevnetEnabled()) return fail("capd reports devnet on in the devnet-off profile");
   auto g = requestGrant(ctx, kSelftestUid, "tcp", kFixtureHost, kEchoPort);
   if (g.ok) return fail("capd minted a grant while devnet is off");
-  if (g.refusal.rfind("devnetOff", 0) != 0) return fail("capd refused for another reason: " + g.refusal);
+  if (g.refusal.rfind("devnet-off", 0) != 0) return fail("capd refused for another reason: " + g.refusal);
   Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
   if (!netd.ok()) return fail(netd.error());
   // Even holding every capability the principal can hold, a real connect is denied.

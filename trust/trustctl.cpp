@@ -24,6 +24,7 @@
 #include <sstream>
 #include <string>
 
+#include "common/cli.h"
 #include "trust/spki.h"
 #include "trust/trust-store.h"
 #include "trust/verify.h"
@@ -142,7 +143,16 @@ int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
 
 }  // namespace
 
+constexpr const char* kUsage =
+    "usage: trustctl [--state DIR] [--pkg DIR] list | add FILE.pem | rm FINGERPRINT\n"
+    "       trustctl --image STATE.img list | add FILE.pem | rm FINGERPRINT\n"
+    "       trustctl pin FILE.pem\n"
+    "       trustctl [--state DIR] [--pkg DIR] verify --chain PEM --host NAME [--at YYYY-MM-DD]\n"
+    "                [--pin BASE64-SPKI-SHA256]... [--pins-expire YYYY-MM-DD] [--time-policy enforce|ignore-validity]\n"
+    "exit: 0 done, 1 refused, 2 usage\n";
+
 int main(int argc, char** argv) {
+  if (int rc = capnet::cli::standardFlags(argc, argv, "trustctl", kUsage); rc >= 0) return rc;
   wolfSSL_Init();   // the library's tables (key types, OIDs) before any certificate is parsed
   capnet::Roots roots;
   std::string image;
