@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -172,13 +173,15 @@ int main(int argc, char** argv) {
     scratch = t;
     roots.state = scratch + "/state";
     std::string dir = roots.state + "/trust";
-    std::system(("mkdir -p '" + dir + "'").c_str());
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
     debugfs({"-R", "rdump /trust/installed " + dir, image});   // absent on a fresh image: fine
   }
   struct Cleanup {
     std::string dir;
     ~Cleanup() {
-      if (!dir.empty()) std::system(("rm -rf '" + dir + "'").c_str());
+      std::error_code ec;
+      if (!dir.empty()) std::filesystem::remove_all(dir, ec);
     }
   } cleanup{scratch};
   if (i >= argc) {
