@@ -581,7 +581,15 @@ Report hostileContained(Context& ctx) {
   contained.push_back("slots");
 
   // 3. app floods every socket with pipelined calls it never reads, from threads, while the
-  //    selftest principal's real fetch runs on this one.
+  //    selftest principal's real fetch runs on this one. First wait until capd has released the
+  //    slots of step 2 (it notices the closed sockets asynchronously), so the flood is served —
+  //    and then cut — rather than refused at accept.
+  for (int i = 0; i < 50; ++i) {
+    Session probe(ctx.io, ctx.paths.capd, kAppUid);
+    if (probe.ok() && outcome(probe.as<idl::Broker>().statusRequest().send(), ctx.io.waitScope) == "ok") break;
+    ::usleep(100000);
+  }
+  ::usleep(200000);   // the probe's own slot, released the same way.
   std::atomic<int> cut{0};
   std::vector<std::thread> floods;
   floods.emplace_back([&] { cut += floodIsCut(ctx.paths.capd, kAppUid, capnp::typeId<idl::Broker>(), 6, {}); });
