@@ -14,9 +14,10 @@
 namespace capnet {
 namespace {
 
-std::string scopeText(const GrantRequest& r) {
-  return r.scheme + "://" + r.host + ":" + std::to_string(r.port);
+std::string scopeText(std::string_view scheme, std::string_view host, uint16_t port) {
+  return std::string(scheme) + "://" + std::string(host) + ":" + std::to_string(port);
 }
+std::string scopeText(const GrantRequest& r) { return scopeText(r.scheme, r.host, r.port); }
 
 std::string principalName(const Policy& p, uid_t uid) {
   const PrincipalInfo* info = p.principalByUid(uid);
@@ -58,12 +59,6 @@ bool sameTerms(const PolicyDecision& d, idl::Grant::Reader g) {
     if (ta.getPins()[i].getSpkiSha256() != tb.getPins()[i].getSpkiSha256()) return false;
   }
   return true;
-}
-
-GrantToken tokenOf(idl::Grant::Reader g) {
-  GrantToken t{};
-  toGrantToken(g.getToken(), t);
-  return t;
 }
 
 void fillDecision(const PolicyDecision& d, idl::Decision::Builder out) {
@@ -403,7 +398,7 @@ void Capd::expire() {
 void Capd::remember(kj::Own<capnp::MallocMessageBuilder> message, const GrantRequest& request) {
   Live l{kj::mv(message), request};
   auto g = l.grant();
-  GrantToken token = tokenOf(g);
+  GrantToken token = grantToken(g);
   byExpiry_.emplace(g.getExpiresAtMs(), token);
   ++perSubject_[g.getSubjectUid()];
   live_.emplace(token, kj::mv(l));
@@ -562,7 +557,7 @@ TicketOutcome Capd::issueTicket(uid_t subject, const std::string& delegate, cons
   expireTickets();
   TicketOutcome out;
   std::string principal = principalName(*policy_, subject);
-  std::string scope = scheme + "://" + host + ":" + std::to_string(port);
+  std::string scope = scopeText(scheme, host, port);
   auto refuse = [&](idl::GrantRefusal d, std::string detail) {
     out.denial = d;
     out.detail = std::move(detail);
@@ -595,7 +590,7 @@ TicketOutcome Capd::issueTicket(uid_t subject, const std::string& delegate, cons
 kj::Promise<MintOutcome> Capd::mintDelegated(uid_t delegate, std::span<const uint8_t> ticket, const std::string& scheme,
                                              const std::string& host, uint16_t port) {
   expireTickets();
-  std::string scope = scheme + "://" + host + ":" + std::to_string(port);
+  std::string scope = scopeText(scheme, host, port);
   auto refuse = [&](std::string why) {
     MintOutcome out;
     out.denial = idl::GrantRefusal::BAD_TICKET;

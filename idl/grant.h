@@ -33,6 +33,14 @@ inline bool toGrantToken(kj::ArrayPtr<const kj::byte> bytes, GrantToken& out) {
   return true;
 }
 
+// The token of a grant record (zeros when the record's token is malformed; netd refuses such a
+// grant at registration and capd never mints one).
+inline GrantToken grantToken(idl::Grant::Reader g) {
+  GrantToken t{};
+  toGrantToken(g.getToken(), t);
+  return t;
+}
+
 // How audit lines name a grant: "g<id>" (capd's serial); the token never appears in a log.
 inline std::string grantName(uint64_t id) { return "g" + std::to_string(id); }
 

@@ -494,16 +494,6 @@ bool writeConfig(const std::string& json) {
   return ok && std::rename(tmp.c_str(), kStateConfig) == 0;
 }
 
-std::string readConfig() {
-  std::string out;
-  FILE* f = std::fopen(kStateConfig, "r");
-  if (f == nullptr) return out;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) out.append(buf, n);
-  std::fclose(f);
-  return out;
-}
-
 // admin asks capd to reload the state config.
 bool reloadAsAdmin(Context& ctx, std::string& why) {
   Session capd(ctx.io, ctx.paths.capd, kAdminUid);
@@ -539,7 +529,7 @@ bool floodIsCut(const std::string& path, uid_t uid, uint64_t interfaceId, uint16
 Report hostileContained(Context& ctx) {
   std::string detail;
   if (!stackUp(ctx, detail)) return Report{Outcome::kPlaceholder, "no-os-stack"};
-  const std::string original = readConfig();
+  const std::string original = readPkgFile(kStateConfig);
   if (original.empty()) return fail("no state config to start from");
   std::vector<std::string> contained;
 

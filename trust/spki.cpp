@@ -14,7 +14,6 @@ namespace {
 
 using der::Element;
 
-std::optional<Element> readElement(std::span<const uint8_t> in) { return der::read(in); }
 
 constexpr uint8_t kSequence = 0x30;
 constexpr uint8_t kInteger = 0x02;
@@ -24,15 +23,15 @@ constexpr uint8_t kVersionTag = 0xa0;   // [0] EXPLICIT Version
 
 std::optional<std::span<const uint8_t>> subjectPublicKeyInfo(std::span<const uint8_t> certDer) {
   // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
-  auto cert = readElement(certDer);
+  auto cert = der::read(certDer);
   if (!cert || cert->tag != kSequence) return std::nullopt;
   // TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
   //                               validity, subject, subjectPublicKeyInfo, ... }
-  auto tbs = readElement(cert->contents);
+  auto tbs = der::read(cert->contents);
   if (!tbs || tbs->tag != kSequence) return std::nullopt;
   std::span<const uint8_t> rest = tbs->contents;
   auto next = [&rest]() -> std::optional<Element> {
-    auto e = readElement(rest);
+    auto e = der::read(rest);
     if (e) rest = rest.subspan(e->whole.size());
     return e;
   };
@@ -52,11 +51,11 @@ std::optional<std::span<const uint8_t>> subjectPublicKeyInfo(std::span<const uin
 bool spkiIsEd25519(std::span<const uint8_t> certDer) {
   auto spki = subjectPublicKeyInfo(certDer);
   if (!spki) return false;
-  auto outer = readElement(*spki);
+  auto outer = der::read(*spki);
   if (!outer) return false;
-  auto alg = readElement(outer->contents);   // AlgorithmIdentifier ::= SEQUENCE { OID, params }
+  auto alg = der::read(outer->contents);   // AlgorithmIdentifier ::= SEQUENCE { OID, params }
   if (!alg || alg->tag != kSequence) return false;
-  auto oid = readElement(alg->contents);
+  auto oid = der::read(alg->contents);
   static const uint8_t kEd25519[] = {0x2b, 0x65, 0x70};
   return oid && oid->tag == 0x06 && oid->contents.size() == sizeof(kEd25519) &&
          std::equal(oid->contents.begin(), oid->contents.end(), kEd25519);

@@ -77,13 +77,6 @@ bool decodeB64(const std::string& in, std::array<uint8_t, 32>& out) {
   return true;
 }
 
-std::string b64(const std::array<uint8_t, 32>& d) {
-  unsigned char out[64];
-  word32 len = sizeof(out);
-  Base64_Encode_NoNl(d.data(), 32, out, &len);
-  return std::string(reinterpret_cast<char*>(out), len);
-}
-
 int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
   std::string chainFile, host;
   capnet::VerifyPolicy policy;
@@ -137,7 +130,7 @@ int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
     std::printf("deny reason=%s detail=\"%s\"\n", std::string(capnet::verifyFailureName(r.code())).c_str(), r.message().c_str());
     return 1;
   }
-  std::printf("accept leaf-sha256=%s spki-sha256=%s%s%s\n", capnet::hexFingerprint(r->leafSha256).c_str(), b64(r->spkiSha256).c_str(),
+  std::printf("accept leaf-sha256=%s spki-sha256=%s%s%s\n", capnet::hexFingerprint(r->leafSha256).c_str(), capnet::pinBase64(r->spkiSha256).c_str(),
               r->pinsSkipped ? " pins=expired-skipped" : "", r->datesIgnored ? " time-policy=ignore-validity" : "");
   return 0;
 }

@@ -33,7 +33,6 @@ X509Ptr parseDer(const std::string& der) {
                                                       static_cast<int>(der.size()), WOLFSSL_FILETYPE_ASN1));
 }
 
-bool toEpochMs(const WOLFSSL_ASN1_TIME* t, int64_t& ms) { return asn1TimeToEpochMs(t, ms); }
 
 }  // namespace
 
@@ -184,7 +183,8 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
     // 2. Dates, per the policy, below the root (the store vets a root's dates when installed).
     if (i < rootAt) {
       int64_t notBefore = 0, notAfter = 0;
-      if (!toEpochMs(wolfSSL_X509_get_notBefore(x), notBefore) || !toEpochMs(wolfSSL_X509_get_notAfter(x), notAfter)) {
+      if (!asn1TimeToEpochMs(wolfSSL_X509_get_notBefore(x), notBefore) ||
+          !asn1TimeToEpochMs(wolfSSL_X509_get_notAfter(x), notAfter)) {
         return refuse(VerifyFailure::kMalformed, "unreadable validity dates");
       }
       bool early = policy.nowMs < notBefore, late = policy.nowMs > notAfter;

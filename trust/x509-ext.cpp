@@ -10,14 +10,13 @@ namespace {
 
 using der::Element;
 
-std::optional<Element> readElement(std::span<const uint8_t> in) { return der::read(in); }
 
 // The elements of a constructed element's contents, in order; nullopt if any does not parse.
 std::optional<std::vector<Element>> children(std::span<const uint8_t> contents, size_t max = 64) {
   std::vector<Element> out;
   while (!contents.empty()) {
     if (out.size() >= max) return std::nullopt;
-    auto e = readElement(contents);
+    auto e = der::read(contents);
     if (!e) return std::nullopt;
     out.push_back(*e);
     contents = contents.subspan(e->whole.size());
@@ -55,7 +54,7 @@ constexpr uint8_t kBasicConstraints = 19, kKeyUsage = 15, kExtKeyUsage = 37, kSu
                   kNameConstraints = 30;
 
 bool parseBasicConstraints(std::span<const uint8_t> value, CertExtensions& out) {
-  auto seq = readElement(value);
+  auto seq = der::read(value);
   if (!seq || seq->tag != 0x30) return false;
   auto items = children(seq->contents, 2);
   if (!items) return false;
@@ -75,7 +74,7 @@ bool parseBasicConstraints(std::span<const uint8_t> value, CertExtensions& out) 
 }
 
 bool parseKeyUsage(std::span<const uint8_t> value, CertExtensions& out) {
-  auto bits = readElement(value);
+  auto bits = der::read(value);
   if (!bits || bits->tag != 0x03 || bits->contents.empty() || bits->contents[0] > 7) return false;
   out.hasKeyUsage = true;
   out.keyCertSign = bits->contents.size() >= 2 && (bits->contents[1] & 0x04) != 0;   // bit 5
@@ -87,7 +86,7 @@ bool parseSubtrees(std::span<const uint8_t> contents, std::vector<std::string>& 
   if (!subtrees) return false;
   for (const auto& st : *subtrees) {
     if (st.tag != 0x30) return false;
-    auto base = readElement(st.contents);
+    auto base = der::read(st.contents);
     if (!base) return false;
     if (base->tag == 0x82) dns.push_back(lower(base->contents));   // dNSName; other forms do not constrain DNS names.
   }
@@ -95,7 +94,7 @@ bool parseSubtrees(std::span<const uint8_t> contents, std::vector<std::string>& 
 }
 
 bool parseNameConstraints(std::span<const uint8_t> value, CertExtensions& out) {
-  auto seq = readElement(value);
+  auto seq = der::read(value);
   if (!seq || seq->tag != 0x30) return false;
   auto items = children(seq->contents, 2);
   if (!items) return false;
@@ -113,7 +112,7 @@ bool parseNameConstraints(std::span<const uint8_t> value, CertExtensions& out) {
 }
 
 bool parseSubjectAltName(std::span<const uint8_t> value, CertExtensions& out) {
-  auto seq = readElement(value);
+  auto seq = der::read(value);
   if (!seq || seq->tag != 0x30) return false;
   auto names = children(seq->contents, 256);
   if (!names) return false;
@@ -141,16 +140,16 @@ bool dnsWithin(std::string_view name, std::string_view constraint) {
 }
 
 std::optional<CertExtensions> parseExtensions(std::span<const uint8_t> certDer) {
-  auto cert = readElement(certDer);
+  auto cert = der::read(certDer);
   if (!cert || cert->tag != 0x30) return std::nullopt;
-  auto tbs = readElement(cert->contents);
+  auto tbs = der::read(cert->contents);
   if (!tbs || tbs->tag != 0x30) return std::nullopt;
   auto fields = children(tbs->contents, 16);
   if (!fields) return std::nullopt;
   CertExtensions out;
   for (const auto& f : *fields) {
     if (f.tag != 0xa3) continue;   // [3] extensions; other fields are not extensions.
-    auto list = readElement(f.contents);
+    auto list = der::read(f.contents);
     if (!list || list->tag != 0x30) return std::nullopt;
     auto exts = children(list->contents, 64);
     if (!exts) return std::nullopt;

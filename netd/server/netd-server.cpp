@@ -117,12 +117,6 @@ class ControlImpl final : public idl::NetControl::Server {
   uint64_t id_;
 };
 
-GrantToken tokenOf(idl::Grant::Reader g) {
-  GrantToken t{};
-  toGrantToken(g.getToken(), t);
-  return t;
-}
-
 kj::Exception streamClosed(idl::ConnectRefusal reason, std::string_view detail) {
   return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
                        kj::str(kStreamClosedPrefix.data(), refusalName(reason).data(), " ", detail.data()));
@@ -142,7 +136,7 @@ kj::Exception streamClosedByHolder() {
 class StreamState final : public kj::Refcounted {
  public:
   StreamState(Netd& netd, idl::Grant::Reader grant, kj::Own<TcpConnection> conn)
-      : token(tokenOf(grant)), name(grantName(grant.getId())), holder(grant.getHolderUid()),
+      : token(grantToken(grant)), name(grantName(grant.getId())), holder(grant.getHolderUid()),
         grantExpiresAtMs(grant.getExpiresAtMs()), host(grant.getScope().getHost()), netd_(&netd), conn_(kj::mv(conn)) {
     netd_->trackStream(*this);
   }
@@ -481,7 +475,7 @@ class NetConnectImpl final : public idl::NetConnect::Server {
       reason = idl::ConnectRefusal::CAPD_UNREACHABLE;
     } else if (!netd_.devnetEnabled()) {
       reason = idl::ConnectRefusal::DEVNET_OFF;
-    } else if (netd_.grants().find(tokenOf(grant)) == nullptr) {
+    } else if (netd_.grants().find(grantToken(grant)) == nullptr) {
       reason = idl::ConnectRefusal::CAP_REVOKED;
     } else {
       return true;
