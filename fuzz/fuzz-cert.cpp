@@ -12,6 +12,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
+#include "trust/cert.h"
 #include "trust/spki.h"
 #include "trust/trust-store.h"
 #include "trust/verify.h"
@@ -46,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(der.data()), der.size());
     (void)capnet::parseExtensions(bytes);
     (void)capnet::spkiSha256(bytes);
-    (void)capnet::spkiIsEd25519(bytes);
+    (void)capnet::parseCert(bytes);
   }
   capnet::VerifyPolicy policy;
   policy.host = "devnet.test";

@@ -48,19 +48,6 @@ std::optional<std::span<const uint8_t>> subjectPublicKeyInfo(std::span<const uin
   return spki->whole;
 }
 
-bool spkiIsEd25519(std::span<const uint8_t> certDer) {
-  auto spki = subjectPublicKeyInfo(certDer);
-  if (!spki) return false;
-  auto outer = der::read(*spki);
-  if (!outer) return false;
-  auto alg = der::read(outer->contents);   // AlgorithmIdentifier ::= SEQUENCE { OID, params }
-  if (!alg || alg->tag != kSequence) return false;
-  auto oid = der::read(alg->contents);
-  static const uint8_t kEd25519[] = {0x2b, 0x65, 0x70};
-  return oid && oid->tag == 0x06 && oid->contents.size() == sizeof(kEd25519) &&
-         std::equal(oid->contents.begin(), oid->contents.end(), kEd25519);
-}
-
 std::optional<std::array<uint8_t, 32>> spkiSha256(std::span<const uint8_t> certDer) {
   auto spki = subjectPublicKeyInfo(certDer);
   if (!spki) return std::nullopt;

@@ -19,10 +19,6 @@ namespace capnet {
 // the bytes are not a certificate this walk understands.
 std::optional<std::span<const uint8_t>> subjectPublicKeyInfo(std::span<const uint8_t> certDer);
 
-// Whether the certificate's key is Ed25519 (id-Ed25519, 1.3.101.112), read from the
-// subjectPublicKeyInfo's algorithm (wolfSSL's EVP layer has no Ed25519 type).
-bool spkiIsEd25519(std::span<const uint8_t> certDer);
-
 // SHA-256 of that element: the RFC 7469 pin of the certificate's key.
 std::optional<std::array<uint8_t, 32>> spkiSha256(std::span<const uint8_t> certDer);
 

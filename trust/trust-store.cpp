@@ -4,13 +4,16 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <kj/encoding.h>
 #include <wolfssl/options.h>
-#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include <ctime>
 #include <memory>
 
-#include "trust/asn1-time.h"
+#include "trust/cert.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -56,14 +59,20 @@ std::vector<std::string> pemFilesIn(const std::string& dir) {
 }  // namespace
 
 std::string hexFingerprint(const std::array<uint8_t, 32>& sha256) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (uint8_t b : sha256) {
-    s.push_back(kHex[b >> 4]);
-    s.push_back(kHex[b & 15]);
-  }
-  return s;
+  return std::string(kj::encodeHex(kj::arrayPtr(sha256.data(), sha256.size())).cStr());
 }
+
+namespace {
+
+std::string isoDate(int64_t ms) {
+  time_t t = static_cast<time_t>(ms / 1000);
+  struct tm tm {};
+  char out[32] = {};
+  if (gmtime_r(&t, &tm) == nullptr || std::strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return "?";
+  return out;
+}
+
+}  // namespace
 
 Result<TrustRoot, TrustError> parseRoot(std::span<const uint8_t> pem) {
   if (pem.size() > kMaxPemBytes) return fail(TrustError::kInvalid, "larger than 64 KiB");
@@ -72,25 +81,19 @@ Result<TrustRoot, TrustError> parseRoot(std::span<const uint8_t> pem) {
   if (text.find("-----BEGIN CERTIFICATE-----", text.find("-----END CERTIFICATE-----")) != std::string::npos) {
     return fail(TrustError::kInvalid, "more than one certificate in the file (install roots one by one)");
   }
-  WOLFSSL_X509* x = wolfSSL_X509_load_certificate_buffer(pem.data(), static_cast<int>(pem.size()), WOLFSSL_FILETYPE_PEM);
-  if (x == nullptr) return fail(TrustError::kInvalid, "the certificate does not parse");
+  std::vector<uint8_t> der(pem.size());
+  int derLen = wc_CertPemToDer(pem.data(), static_cast<int>(pem.size()), der.data(), static_cast<int>(der.size()), CERT_TYPE);
+  if (derLen <= 0) return fail(TrustError::kInvalid, "the certificate does not parse");
+  der.resize(static_cast<size_t>(derLen));
+  auto cert = parseCert(der);
+  if (!cert) return fail(TrustError::kInvalid, "the certificate does not parse");
   TrustRoot r;
-  bool isCa = wolfSSL_X509_get_isCA(x) == 1;
-  int derLen = 0;
-  const unsigned char* der = wolfSSL_X509_get_der(x, &derLen);
-  if (der != nullptr && derLen > 0) {
-    wc_Sha256Hash(der, static_cast<word32>(derLen), r.sha256.data());
-    r.der.assign(der, der + derLen);
-  }
-  char name[256] = {};
-  wolfSSL_X509_NAME_oneline(wolfSSL_X509_get_subject_name(x), name, sizeof(name));
-  r.subject = name;
-  char when[64] = {};
-  if (WOLFSSL_ASN1_TIME* t = wolfSSL_X509_get_notAfter(x)) wolfSSL_ASN1_TIME_to_string(t, when, sizeof(when));
-  r.notAfter = when;
+  wc_Sha256Hash(der.data(), static_cast<word32>(der.size()), r.sha256.data());
+  r.der = std::move(der);
+  r.subject = cert->subject;
+  r.notAfter = isoDate(cert->notAfterMs);
   r.pem = text;
-  wolfSSL_X509_free(x);
-  if (!isCa) return fail(TrustError::kNotCa, "not a CA certificate (basicConstraints CA:TRUE is required): " + r.subject);
+  if (!cert->isCa) return fail(TrustError::kNotCa, "not a CA certificate (basicConstraints CA:TRUE is required): " + r.subject);
   return r;
 }
 
@@ -98,33 +101,14 @@ namespace {
 
 // What an installed root must be beyond a CA: self-signed, inside its validity, a strong key.
 Result<Ok, TrustError> vetForInstall(const TrustRoot& root, int64_t nowMs) {
-  std::unique_ptr<WOLFSSL_X509, void (*)(WOLFSSL_X509*)> x(
-      wolfSSL_X509_load_certificate_buffer(root.der.data(), static_cast<int>(root.der.size()), WOLFSSL_FILETYPE_ASN1),
-      wolfSSL_X509_free);
+  auto x = parseCert(root.der);
   if (!x) return fail(TrustError::kInvalid, "the certificate does not parse");
-  std::unique_ptr<WOLFSSL_EVP_PKEY, void (*)(WOLFSSL_EVP_PKEY*)> key(wolfSSL_X509_get_pubkey(x.get()),
-                                                                       wolfSSL_EVP_PKEY_free);
-  if (!key) return fail(TrustError::kWeakKey, "no usable public key");
-  int type = wolfSSL_EVP_PKEY_base_id(key.get());
-  if (type == EVP_PKEY_RSA) {
-    if (wolfSSL_EVP_PKEY_bits(key.get()) < 2048) {
-      return fail(TrustError::kWeakKey, "an RSA key of " + std::to_string(wolfSSL_EVP_PKEY_bits(key.get())) +
-                                            " bits (at least 2048): " + root.subject);
-    }
-  } else if (type != EVP_PKEY_EC) {
-    return fail(TrustError::kWeakKey, "a key type other than RSA or EC: " + root.subject);
-  }
-  if (wolfSSL_X509_NAME_cmp(wolfSSL_X509_get_subject_name(x.get()), wolfSSL_X509_get_issuer_name(x.get())) != 0 ||
-      wolfSSL_X509_verify(x.get(), key.get()) != WOLFSSL_SUCCESS) {
+  if (auto weak = keyRuleViolation(*x)) return fail(TrustError::kWeakKey, *weak + ": " + root.subject);
+  if (!x->selfIssued() || !signedBy(*x, *x)) {
     return fail(TrustError::kNotSelfSigned, "not self-signed (install the root, not an intermediate): " + root.subject);
   }
-  int64_t notBefore = 0, notAfter = 0;
-  if (!asn1TimeToEpochMs(wolfSSL_X509_get_notBefore(x.get()), notBefore) ||
-      !asn1TimeToEpochMs(wolfSSL_X509_get_notAfter(x.get()), notAfter)) {
-    return fail(TrustError::kInvalid, "unreadable validity dates");
-  }
-  if (nowMs < notBefore) return fail(TrustError::kOutsideValidity, "not yet valid: " + root.subject);
-  if (nowMs > notAfter) return fail(TrustError::kOutsideValidity, "expired " + root.notAfter + ": " + root.subject);
+  if (nowMs < x->notBeforeMs) return fail(TrustError::kOutsideValidity, "not yet valid: " + root.subject);
+  if (nowMs > x->notAfterMs) return fail(TrustError::kOutsideValidity, "expired " + root.notAfter + ": " + root.subject);
   return Ok{};
 }
 

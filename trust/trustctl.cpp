@@ -26,14 +26,13 @@
 #include <string>
 
 #include "common/cli.h"
+#include "trust/cert.h"
 #include "trust/spki.h"
 #include "trust/trust-store.h"
 #include "trust/verify.h"
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
-#include <wolfssl/wolfcrypt/asn_public.h>
-#include <wolfssl/wolfcrypt/coding.h>
 #include <ctime>
 
 namespace {
@@ -111,20 +110,10 @@ int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
   std::stringstream ss;
   ss << in.rdbuf();
   std::string pem = ss.str();
+  // PEM to DER only: verifyChain is the one place that interprets certificates, as it does for the
+  // DER netd receives in a handshake.
   std::vector<std::string> chain;
-  const std::string begin = "-----BEGIN CERTIFICATE-----", end = "-----END CERTIFICATE-----";
-  for (size_t pos = pem.find(begin); pos != std::string::npos; pos = pem.find(begin, pos + 1)) {
-    size_t stop = pem.find(end, pos);
-    if (stop == std::string::npos) break;
-    std::string one = pem.substr(pos, stop + end.size() - pos);
-    // PEM to DER only (no parsing): verifyChain is the one place that interprets certificates, as
-    // it does for the DER netd receives in a handshake.
-    std::vector<unsigned char> der(one.size());
-    int len = wc_CertPemToDer(reinterpret_cast<const unsigned char*>(one.data()), static_cast<int>(one.size()),
-                              der.data(), static_cast<int>(der.size()), CERT_TYPE);
-    if (len <= 0) break;
-    chain.emplace_back(reinterpret_cast<const char*>(der.data()), static_cast<size_t>(len));
-  }
+  for (const auto& der : capnet::pemCertificates(pem)) chain.emplace_back(der.begin(), der.end());
   auto r = capnet::verifyChain(chain, store.list(), policy);
   if (!r.ok()) {
     std::printf("deny reason=%s detail=\"%s\"\n", std::string(capnet::verifyFailureName(r.code())).c_str(), r.message().c_str());
@@ -191,25 +180,12 @@ int main(int argc, char** argv) {
     ss << in.rdbuf();
     std::string pem = ss.str();
     int printed = 0;
-    for (size_t at = 0; (at = pem.find("-----BEGIN CERTIFICATE-----", at)) != std::string::npos; ++at) {
-      size_t end = pem.find("-----END CERTIFICATE-----", at);
-      if (end == std::string::npos) break;
-      end += std::strlen("-----END CERTIFICATE-----");
-      std::string one = pem.substr(at, end - at);
-      WOLFSSL_X509* x = wolfSSL_X509_load_certificate_buffer(reinterpret_cast<const unsigned char*>(one.data()),
-                                                            static_cast<int>(one.size()), WOLFSSL_FILETYPE_PEM);
-      if (x == nullptr) continue;
-      int derLen = 0;
-      const unsigned char* der = wolfSSL_X509_get_der(x, &derLen);
-      char name[256] = {};
-      wolfSSL_X509_NAME_oneline(wolfSSL_X509_get_subject_name(x), name, sizeof(name));
-      if (der != nullptr && derLen > 0) {
-        if (auto pin = capnet::spkiSha256(std::span<const uint8_t>(der, static_cast<size_t>(derLen)))) {
-          std::printf("%s %s\n", capnet::pinBase64(*pin).c_str(), name);
-          ++printed;
-        }
-      }
-      wolfSSL_X509_free(x);
+    for (const auto& der : capnet::pemCertificates(pem)) {
+      auto cert = capnet::parseCert(der);
+      auto pin = capnet::spkiSha256(der);
+      if (!cert || !pin) continue;
+      std::printf("%s %s\n", capnet::pinBase64(*pin).c_str(), cert->subject.c_str());
+      ++printed;
     }
     if (printed == 0) {
       std::fprintf(stderr, "trustctl: %s holds no certificate\n", argv[i + 1]);

@@ -1,20 +1,14 @@
 #include "trust/verify.h"
 
 #include <wolfssl/options.h>
-#include <wolfssl/ssl.h>
-#include <wolfssl/openssl/evp.h>
-#include <wolfssl/openssl/x509v3.h>
-#include <wolfssl/wolfcrypt/asn.h>
-#include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
-#include "trust/asn1-time.h"
+#include "trust/cert.h"
 #include "trust/spki.h"
 #include "trust/x509-ext.h"
 
 #include <algorithm>
-#include <ctime>
-#include <memory>
 #include <optional>
 #include <span>
 
@@ -22,17 +16,6 @@ namespace capnet {
 namespace {
 
 Error<VerifyFailure> refuse(VerifyFailure f, std::string why) { return fail(f, std::move(why)); }
-
-struct X509Free {
-  void operator()(WOLFSSL_X509* x) const { wolfSSL_X509_free(x); }
-};
-using X509Ptr = std::unique_ptr<WOLFSSL_X509, X509Free>;
-
-X509Ptr parseDer(const std::string& der) {
-  return X509Ptr(wolfSSL_X509_load_certificate_buffer(reinterpret_cast<const unsigned char*>(der.data()),
-                                                      static_cast<int>(der.size()), WOLFSSL_FILETYPE_ASN1));
-}
-
 
 }  // namespace
 
@@ -51,19 +34,11 @@ std::string_view verifyFailureName(VerifyFailure f) {
 
 namespace {
 
-struct PkeyFree {
-  void operator()(WOLFSSL_EVP_PKEY* k) const { wolfSSL_EVP_PKEY_free(k); }
-};
-using PkeyPtr = std::unique_ptr<WOLFSSL_EVP_PKEY, PkeyFree>;
-
 // One certificate as the path builder sees it.
 struct Cert {
-  std::span<const uint8_t> der;
-  X509Ptr x;
+  ParsedCert c;
   bool isRoot = false;
 };
-
-bool sameName(WOLFSSL_X509_NAME* a, WOLFSSL_X509_NAME* b) { return a && b && wolfSSL_X509_NAME_cmp(a, b) == 0; }
 
 // Limits on the work a hostile chain can cause.
 constexpr size_t kMaxSentCerts = 16;
@@ -77,21 +52,19 @@ struct Builder {
   // Whether `parent`'s key signed `child`.
   bool signs(const Cert& parent, const Cert& child) {
     if (budget-- <= 0) return false;
-    PkeyPtr key(wolfSSL_X509_get_pubkey(parent.x.get()));
-    return key && wolfSSL_X509_verify(child.x.get(), key.get()) == WOLFSSL_SUCCESS;
+    return signedBy(child.c, parent.c);
   }
 
   // Depth-first from path.back() up to a root; `path` holds indexes into `pool` (-1: the leaf).
   bool extend(const Cert& current, std::vector<int>& path) {
     if (path.size() + 1 >= kMaxPathCerts) return false;
-    WOLFSSL_X509_NAME* issuer = wolfSSL_X509_get_issuer_name(current.x.get());
     // Roots first: the shortest path to a trusted key wins.
     for (int pass = 0; pass < 2; ++pass) {
       for (size_t i = 0; i < pool.size(); ++i) {
         const Cert& c = pool[i];
         if (c.isRoot != (pass == 0)) continue;
         if (std::find(path.begin(), path.end(), static_cast<int>(i)) != path.end()) continue;
-        if (!sameName(wolfSSL_X509_get_subject_name(c.x.get()), issuer) || !signs(c, current)) continue;
+        if (c.c.subjectHash != current.c.issuerHash || !signs(c, current)) continue;
         path.push_back(static_cast<int>(i));
         if (c.isRoot || extend(c, path)) return true;
         path.pop_back();
@@ -100,24 +73,6 @@ struct Builder {
     return false;
   }
 };
-
-// The key rules for every certificate of the path: RSA >= 2048, EC P-256/P-384, Ed25519.
-std::optional<std::string> weakKey(WOLFSSL_X509* x, std::span<const uint8_t> der) {
-  if (spkiIsEd25519(der)) return std::nullopt;
-  PkeyPtr key(wolfSSL_X509_get_pubkey(x));
-  if (!key) return "a key capnet cannot read";
-  int type = wolfSSL_EVP_PKEY_base_id(key.get());
-  if (type == EVP_PKEY_RSA) {
-    if (wolfSSL_EVP_PKEY_bits(key.get()) < 2048) return "an RSA key shorter than 2048 bits";
-    return std::nullopt;
-  }
-  if (type == EVP_PKEY_EC) {
-    int bits = wolfSSL_EVP_PKEY_bits(key.get());
-    if (bits == 256 || bits == 384) return std::nullopt;
-    return "an EC key on a curve other than P-256 or P-384";
-  }
-  return "a key type other than RSA, ECDSA or Ed25519";
-}
 
 }  // namespace
 
@@ -138,21 +93,20 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
     }
     return refuse(VerifyFailure::kMalformed, std::string(what) + " does not parse");
   };
-  Cert leaf{span(chainDer[0]), parseDer(chainDer[0]), false};
-  if (!leaf.x) return unloadable(chainDer[0], "the certificate");
+  auto parsedLeaf = parseCert(span(chainDer[0]));
+  if (!parsedLeaf) return unloadable(chainDer[0], "the certificate");
+  Cert leaf{std::move(*parsedLeaf), false};
   std::vector<Cert> pool;
   for (size_t i = 1; i < chainDer.size(); ++i) {
-    Cert c{span(chainDer[i]), parseDer(chainDer[i]), false};
-    if (!c.x) return unloadable(chainDer[i], "a certificate in the chain");
-    pool.push_back(std::move(c));
+    auto c = parseCert(span(chainDer[i]));
+    if (!c) return unloadable(chainDer[i], "a certificate in the chain");
+    pool.push_back(Cert{std::move(*c), false});
   }
   size_t loadedRoots = 0;
   for (const auto& r : roots) {
-    Cert c{std::span<const uint8_t>(r.der.data(), r.der.size()),
-           X509Ptr(wolfSSL_X509_load_certificate_buffer(r.der.data(), static_cast<int>(r.der.size()), WOLFSSL_FILETYPE_ASN1)),
-           true};
-    if (!c.x) continue;
-    pool.push_back(std::move(c));
+    auto c = parseCert(std::span<const uint8_t>(r.der.data(), r.der.size()));
+    if (!c) continue;
+    pool.push_back(Cert{std::move(*c), true});
     ++loadedRoots;
   }
   if (loadedRoots == 0) return refuse(VerifyFailure::kUntrustedIssuer, "the trust store holds no roots");
@@ -173,21 +127,16 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
   VerifiedPeer peer;
   std::vector<CertExtensions> ext;
   for (const Cert* c : path) {
-    auto e = parseExtensions(c->der);
+    auto e = parseExtensions(c->c.der);
     if (!e) return refuse(VerifyFailure::kMalformed, "unreadable certificate extensions");
     ext.push_back(std::move(*e));
   }
   for (size_t i = 0; i < path.size(); ++i) {
-    WOLFSSL_X509* x = path[i]->x.get();
+    const ParsedCert& x = path[i]->c;
     const char* what = i == 0 ? "the certificate" : (i == rootAt ? "the root" : "an intermediate");
     // 2. Dates, per the policy, below the root (the store vets a root's dates when installed).
     if (i < rootAt) {
-      int64_t notBefore = 0, notAfter = 0;
-      if (!asn1TimeToEpochMs(wolfSSL_X509_get_notBefore(x), notBefore) ||
-          !asn1TimeToEpochMs(wolfSSL_X509_get_notAfter(x), notAfter)) {
-        return refuse(VerifyFailure::kMalformed, "unreadable validity dates");
-      }
-      bool early = policy.nowMs < notBefore, late = policy.nowMs > notAfter;
+      bool early = policy.nowMs < x.notBeforeMs, late = policy.nowMs > x.notAfterMs;
       if (early || late) {
         if (!policy.ignoreValidity) {
           return refuse(late ? VerifyFailure::kExpired : VerifyFailure::kNotYetValid,
@@ -196,13 +145,12 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
         peer.datesIgnored = true;
       }
       // 3. No SHA-1 signature below the root.
-      int sig = wolfSSL_X509_get_signature_nid(x);
-      if (sig == NID_sha1WithRSAEncryption || sig == CTC_SHAwECDSA) {
+      if (x.sha1Signature) {
         return refuse(VerifyFailure::kPolicyViolation, "a SHA-1 signature in the chain");
       }
     }
     // 4. Keys: RSA >= 2048 bits, ECDSA P-256 or P-384, Ed25519.
-    if (auto weak = weakKey(x, path[i]->der)) return refuse(VerifyFailure::kPolicyViolation, std::string(what) + " has " + *weak);
+    if (auto weak = keyRuleViolation(x)) return refuse(VerifyFailure::kPolicyViolation, std::string(what) + " has " + *weak);
     // 5. No critical extension capnet does not process.
     if (!ext[i].unhandledCritical.empty()) {
       return refuse(VerifyFailure::kPolicyViolation,
@@ -241,31 +189,29 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
     }
   }
 
-  WOLFSSL_X509* leafX = leaf.x.get();
   // 7. The leaf names the host in its subjectAltName; the common name is never consulted.
   if (ext[0].dnsNames.empty()) return refuse(VerifyFailure::kPolicyViolation, "the certificate has no subjectAltName");
-  if (wolfSSL_X509_check_host(leafX, policy.host.c_str(), policy.host.size(), 0, nullptr) != WOLFSSL_SUCCESS) {
+  if (!hostMatches(ext[0], policy.host)) {
     return refuse(VerifyFailure::kHostnameMismatch, "the certificate does not name " + policy.host);
   }
   if (ext[0].isCa) return refuse(VerifyFailure::kPolicyViolation, "the leaf is a CA");
   // 8. extendedKeyUsage, when present, must allow serverAuth.
-  unsigned int eku = wolfSSL_X509_get_extended_key_usage(leafX);
-  if (eku != 0 && !(eku & XKU_SSL_SERVER)) {
+  if (leaf.c.ekuPresent && !leaf.c.ekuServerAuth) {
     return refuse(VerifyFailure::kPolicyViolation, "extendedKeyUsage does not include serverAuth");
   }
 
   // 9. Fingerprints and pins (RFC 7469: the SHA-256 of the DER SubjectPublicKeyInfo). A pin
   //    matches any certificate of the validated path: the leaf, an intermediate or the root (a
   //    backup pin on the issuing CA is the usual practice).
-  wc_Sha256Hash(leaf.der.data(), static_cast<word32>(leaf.der.size()), peer.leafSha256.data());
-  if (auto pin = spkiSha256(leaf.der)) peer.spkiSha256 = *pin;
+  wc_Sha256Hash(leaf.c.der.data(), static_cast<word32>(leaf.c.der.size()), peer.leafSha256.data());
+  if (auto pin = spkiSha256(leaf.c.der)) peer.spkiSha256 = *pin;
   if (!policy.pins.empty()) {
     if (policy.nowMs >= policy.pinsExpireAtMs) {
       peer.pinsSkipped = true;
     } else {
       bool matched = false;
       for (const Cert* c : path) {
-        auto k = spkiSha256(c->der);
+        auto k = spkiSha256(c->c.der);
         matched = matched || (k && std::find(policy.pins.begin(), policy.pins.end(), *k) != policy.pins.end());
       }
       if (!matched) return refuse(VerifyFailure::kPinMismatch, "no key of the certificate path matches a pin");

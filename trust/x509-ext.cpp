@@ -118,6 +118,7 @@ bool parseSubjectAltName(std::span<const uint8_t> value, CertExtensions& out) {
   if (!names) return false;
   for (const auto& n : *names) {
     if (n.tag == 0x82) out.dnsNames.push_back(lower(n.contents));
+    if (n.tag == 0x87) out.ipAddresses.emplace_back(reinterpret_cast<const char*>(n.contents.data()), n.contents.size());
   }
   return true;
 }
@@ -137,6 +138,58 @@ bool dnsWithin(std::string_view name, std::string_view constraint) {
   if (eq(name, constraint)) return true;
   return name.size() > constraint.size() + 1 && name[name.size() - constraint.size() - 1] == '.' &&
          eq(name.substr(name.size() - constraint.size()), constraint);
+}
+
+namespace {
+
+// The four bytes of a dotted-quad IPv4 literal ("10.0.2.101"), or nullopt.
+std::optional<std::string> ipv4Bytes(std::string_view host) {
+  std::string out;
+  size_t pos = 0;
+  for (int part = 0; part < 4; ++part) {
+    if (part > 0) {
+      if (pos >= host.size() || host[pos] != '.') return std::nullopt;
+      ++pos;
+    }
+    size_t start = pos;
+    unsigned v = 0;
+    while (pos < host.size() && pos - start < 3 && host[pos] >= '0' && host[pos] <= '9') v = v * 10 + unsigned(host[pos++] - '0');
+    if (pos == start || v > 255) return std::nullopt;
+    out.push_back(static_cast<char>(v));
+  }
+  if (pos != host.size()) return std::nullopt;
+  return out;
+}
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+bool hostMatches(const CertExtensions& leaf, std::string_view host) {
+  if (host.empty()) return false;
+  if (auto ip = ipv4Bytes(host)) {
+    return std::find(leaf.ipAddresses.begin(), leaf.ipAddresses.end(), *ip) != leaf.ipAddresses.end();
+  }
+  if (host.back() == '.') host.remove_suffix(1);   // an absolute name is the same name
+  for (std::string_view pattern : leaf.dnsNames) {
+    if (!pattern.empty() && pattern.back() == '.') pattern.remove_suffix(1);
+    if (pattern.find('*') == std::string_view::npos) {
+      if (equalsIgnoreCase(pattern, host)) return true;
+      continue;
+    }
+    // Only "*." as the whole first label, and at least two labels after it.
+    if (pattern.size() < 3 || pattern[0] != '*' || pattern[1] != '.') continue;
+    std::string_view suffix = pattern.substr(1);   // ".example.com"
+    if (suffix.find('*') != std::string_view::npos || std::count(suffix.begin(), suffix.end(), '.') < 2) continue;
+    size_t firstDot = host.find('.');
+    if (firstDot == 0 || firstDot == std::string_view::npos) continue;
+    if (equalsIgnoreCase(host.substr(firstDot), suffix)) return true;
+  }
+  return false;
 }
 
 std::optional<CertExtensions> parseExtensions(std::span<const uint8_t> certDer) {

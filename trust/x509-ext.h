@@ -22,6 +22,7 @@ struct CertExtensions {
   std::vector<std::string> permittedDns;    // dNSName subtrees, lower case
   std::vector<std::string> excludedDns;
   std::vector<std::string> dnsNames;        // subjectAltName dNSNames, lower case
+  std::vector<std::string> ipAddresses;     // subjectAltName iPAddresses (raw 4 or 16 bytes)
   std::vector<std::string> unhandledCritical;   // dotted OIDs
 };
 
@@ -31,5 +32,12 @@ std::optional<CertExtensions> parseExtensions(std::span<const uint8_t> certDer);
 // RFC 5280 4.2.1.10 for dNSName: `name` is within `constraint` when it equals it or is a
 // subdomain of it (a constraint with a leading dot matches subdomains only). Case-insensitive.
 bool dnsWithin(std::string_view name, std::string_view constraint);
+
+// RFC 6125 / RFC 9110 host matching of a server certificate's subjectAltName, as curl does it: a
+// DNS host matches a dNSName exactly (case-insensitive) or a wildcard `*.` that stands for exactly
+// one whole left-most label of a name with at least two more labels (`*.example.com`, never `*.com`,
+// `f*.example.com` or `*` alone); an IPv4 literal matches only an iPAddress entry. The common name
+// is never consulted.
+bool hostMatches(const CertExtensions& leaf, std::string_view host);
 
 }  // namespace capnet

@@ -10,6 +10,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
+#include "trust/cert.h"
 #include "trust/spki.h"
 #include "trust/x509-ext.h"
 #include "trust/trust-store.h"
@@ -112,6 +113,10 @@ TEST_CASE("an installed root must be self-signed, inside its validity, with a st
   auto ok = store.add(bytes(pki("ca.pem")), kNow);
   REQUIRE(ok.ok());
   CHECK(ok->der.size() > 100);   // the store keeps the parsed DER.
+  CHECK(ok->notAfter == "2036-01-01T00:00:00Z");
+  auto ed = store.add(bytes(pki("ca-ed25519.pem")), kNow);   // an Ed25519 root: its own signature checked
+  CHECK_MESSAGE(ed.ok(), (ed.ok() ? std::string() : ed.message()));
+  REQUIRE(store.remove(hexFingerprint(ed->sha256)).ok());
   // The cap: fill the installed directory to kMaxInstalledRoots with distinct copies on disk.
   for (size_t i = 1; i < kMaxInstalledRoots; ++i) {
     std::ofstream(d.base + "/state/trust/installed/copy" + std::to_string(i) + ".pem") << pki("persist-root.pem");
@@ -140,20 +145,37 @@ TEST_CASE("the SubjectPublicKeyInfo walk takes hostile bytes without reading pas
 }
 
 TEST_CASE("a certificate's pin is the RFC 7469 value OpenSSL computes") {
-  for (const char* name : {"ca", "good"}) {
-    std::string pem = pki(std::string(name) + ".pem");
-    WOLFSSL_X509* x = wolfSSL_X509_load_certificate_buffer(reinterpret_cast<const unsigned char*>(pem.data()),
-                                                          static_cast<int>(pem.size()), WOLFSSL_FILETYPE_PEM);
-    REQUIRE(x != nullptr);
-    int len = 0;
-    const unsigned char* der = wolfSSL_X509_get_der(x, &len);
-    auto pin = spkiSha256(std::span<const uint8_t>(der, static_cast<size_t>(len)));
-    wolfSSL_X509_free(x);
+  for (const char* name : {"ca", "good", "ed25519", "ecdsa384"}) {
+    auto ders = pemCertificates(pki(std::string(name) + ".pem"));
+    REQUIRE(ders.size() == 1);
+    auto pin = spkiSha256(ders[0]);
     REQUIRE(pin.has_value());
     std::string want = pki(std::string(name) + ".pin");
     while (!want.empty() && (want.back() == '\n' || want.back() == '\r')) want.pop_back();
     CHECK(pinBase64(*pin) == want);
   }
+}
+
+TEST_CASE("a leaf names the host as curl matches it: whole names, one left-most wildcard label, IPv4 in iPAddress only") {
+  CertExtensions e;
+  e.dnsNames = {"devnet.test", "*.wild.devnet.test", "*.test", "f*.devnet.test", "*"};
+  e.ipAddresses = {std::string("\x0a\x00\x02\x65", 4)};   // 10.0.2.101
+  CHECK(hostMatches(e, "devnet.test"));
+  CHECK(hostMatches(e, "DEVNET.Test"));
+  CHECK(hostMatches(e, "devnet.test."));
+  CHECK(hostMatches(e, "a.wild.devnet.test"));
+  CHECK_FALSE(hostMatches(e, "wild.devnet.test"));        // the wildcard stands for one label ...
+  CHECK_FALSE(hostMatches(e, "a.b.wild.devnet.test"));    // ... exactly one
+  CHECK_FALSE(hostMatches(e, "other.test"));              // "*.test": too few labels after the wildcard
+  CHECK_FALSE(hostMatches(e, "foo.devnet.test"));         // partial wildcards are not honoured
+  CHECK_FALSE(hostMatches(e, "evil.example"));            // "*" alone matches nothing
+  CHECK_FALSE(hostMatches(e, "xdevnet.test"));
+  CHECK_FALSE(hostMatches(e, ""));
+  CHECK(hostMatches(e, "10.0.2.101"));
+  CHECK_FALSE(hostMatches(e, "10.0.2.100"));
+  CertExtensions dnsOnly;
+  dnsOnly.dnsNames = {"10.0.2.101"};
+  CHECK_FALSE(hostMatches(dnsOnly, "10.0.2.101"));          // an address is never matched against a dNSName
 }
 
 TEST_CASE("DNS name constraints match the name and its subdomains only, case-insensitively") {

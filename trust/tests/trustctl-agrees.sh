@@ -47,7 +47,7 @@ done
 # Chains and CA rules, against an independent implementation: OpenSSL's `openssl verify` (with the
 # chain as sent, at the guest's date) and trustctl must both accept or both refuse.
 for cert in chain-full chain-extra chain-root chain-deep chain-deep-reversed chain-nointer chain-nokcs \
-            chain-pathlen chain-nc-permitted chain-nc-excluded critext ecdsa256 ecdsa384; do
+            chain-pathlen chain-nc-permitted chain-nc-excluded critext ecdsa256 ecdsa384 ed25519 chain-ed25519 chain-ecdsa; do
   awk '/BEGIN CERT/{n++} n==1' "$pki/$cert.pem" > "$dir/leaf.pem"
   awk '/BEGIN CERT/{n++} n>=2' "$pki/$cert.pem" > "$dir/rest.pem"
   untrusted=()
