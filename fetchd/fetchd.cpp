@@ -158,12 +158,19 @@ class FetcherImpl final : public idl::Fetcher::Server {
   }
 
  private:
-  kj::Promise<void> refuse(FetchContext context, const std::string& host, idl::FetchRefusal reason, std::string detail) {
-    auditDenial("fetchd", caller_, "deny",
-                {{"host", host}, {"reason", reasonName(reason)}, {"uid", std::to_string(caller_)}, {"detail", detail}});
+  kj::Promise<void> refuse(FetchContext context, const std::string& host, idl::FetchRefusal reason, std::string detail,
+                           kj::Maybe<idl::ConnectRefusal> netReason = nullptr) {
+    std::string uid = std::to_string(caller_), why = reasonName(reason);
+    KJ_IF_MAYBE(n, netReason) {
+      auditDenial("fetchd", caller_, "deny",
+                  {{"host", host}, {"reason", why}, {"net", enumName(*n)}, {"uid", uid}, {"detail", detail}});
+    } else {
+      auditDenial("fetchd", caller_, "deny", {{"host", host}, {"reason", why}, {"uid", uid}, {"detail", detail}});
+    }
     auto r = context.getResults().initResult().initRefused();
     r.setReason(reason);
     r.setDetail(detail);
+    KJ_IF_MAYBE(n, netReason) r.setConnectReason(*n);
     return kj::READY_NOW;
   }
 
@@ -263,7 +270,7 @@ class FetcherImpl final : public idl::Fetcher::Server {
                 else if (code == idl::ConnectRefusal::CAPD_UNREACHABLE) reason = idl::FetchRefusal::CAPD_UNREACHABLE;
                 else if (code >= idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER && code <= idl::ConnectRefusal::TLS_HANDSHAKE_FAILED)
                   reason = idl::FetchRefusal::TLS_FAILED;
-                return refuse(context, url.host, reason, std::string(why.getDetail().cStr()))
+                return refuse(context, url.host, reason, std::string(why.getDetail().cStr()), code)
                     .then([]() -> kj::Maybe<Url> { return nullptr; });
               }
               return http(context, res.getConnected().getStream(), url, sink, head, limits, redirects);

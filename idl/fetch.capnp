@@ -66,6 +66,9 @@ struct FetchResult {
     refused :group {
       reason @7 :FetchRefusal;
       detail @8 :Text;
+      connectReason @9 :Net.ConnectRefusal;
+      # For connectFailed and tlsFailed: netd's typed reason (e.g. tlsExpired); `internal`
+      # (the zero value) for every other refusal.
     }
   }
 }

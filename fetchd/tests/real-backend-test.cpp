@@ -185,6 +185,7 @@ struct Rig {
   struct Out {
     bool refused = false;
     idl::FetchRefusal reason = idl::FetchRefusal::INTERNAL;
+    idl::ConnectRefusal netReason = idl::ConnectRefusal::INTERNAL;
     uint16_t status = 0;
     std::string body, backend;
   };
@@ -202,6 +203,7 @@ struct Rig {
     if (r.isRefused()) {
       o.refused = true;
       o.reason = r.getRefused().getReason();
+      o.netReason = r.getRefused().getConnectReason();
     } else {
       o.status = r.getResponse().getStatus();
       o.backend = r.getResponse().getBackend();
@@ -289,6 +291,8 @@ TEST_CASE("real backend: a host outside the grant's scope is refused by netd and
   auto o = rig.fetch("http://other.test/");
   CHECK(o.refused);
   CHECK(o.reason == idl::FetchRefusal::CONNECT_FAILED);
+  CHECK(o.netReason == idl::ConnectRefusal::OUT_OF_SCOPE);   // netd's typed reason travels with the refusal
+  CHECK(rig.fetch("http://devnet.test/redirect-cross").netReason == idl::ConnectRefusal::INTERNAL);   // not a connect failure
 }
 
 TEST_CASE("real backend: network.http limits from capd's policy change what fetchd accepts") {
