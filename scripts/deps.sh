@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config python3 openssl xz-utils
   capnproto libcapnp-dev libwolfssl-dev doctest-dev
-  qemu-system-x86 busybox-static socat e2fsprogs dpkg-dev python3-jsonschema
+  qemu-system-x86 busybox-static socat e2fsprogs dpkg-dev python3-jsonschema curl faketime
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )
 

@@ -47,8 +47,10 @@ values() { printf '%s' "${conf_val[$1]:-}" | sed '/^$/d'; }
 value() { values "$1" | head -n 1; }
 
 pids=()
+stop_hook=""
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [[ -n "$stop_hook" ]]; then bash -c "$stop_hook" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
@@ -68,6 +70,24 @@ run_profile() {
     empty|"") ;;
     *) echo "qemu-test: $p: unknown state '$(value "$p.state")'" >&2; return 2 ;;
   esac
+  # A profile may prepare its own host side (servers, the oracle's verdicts, files on the state disk
+  # and more guestfwd fixtures) with a command run before the boot, and undo it with `stop`.
+  local work="$outdir/work-$p"
+  rm -rf "$work" && mkdir -p "$work"
+  local prep stop
+  prep=$(value "$p.prepare")
+  stop=$(value "$p.stop")
+  stop_hook=""
+  [[ -n "$stop" ]] && stop_hook="WORK='$work' ${stop//\$HERE/$here}"
+  if [[ -n "$prep" ]]; then
+    prep=${prep//\$HERE/$here}
+    if ! WORK=$work STAGE=$stage NONCE=$nonce BUILD=$build bash -c "$prep" > "$work/prepare.log" 2>&1; then
+      summary+=("$(printf '%-14s FAIL        prepare failed: %s' "$p" "$(tail -n 3 "$work/prepare.log" | tr '\n' ' ')")")
+      summary+=("    log: $work/prepare.log")
+      [[ -n "$stop_hook" ]] && bash -c "$stop_hook" >/dev/null 2>&1
+      return 1
+    fi
+  fi
   rm -f "$state"
   mke2fs -q -F -t ext4 -d "$stage" "$state" 32M
 
@@ -86,7 +106,7 @@ run_profile() {
         prog=${prog//\$BUILD/$build}
         # Each fixture is bounded: guestfwd programs outlive QEMU otherwise.
         fwd+=",guestfwd=tcp:$ipport-cmd:timeout 60 $prog"
-      done < <(values "$p.fixture")
+      done < <(values "$p.fixture"; [[ -f "$work/fixtures" ]] && cat "$work/fixtures")
       net=(-netdev "user,id=n0,restrict=on,ipv6=off,net=10.0.2.0/24$fwd"
            -device virtio-net-pci,netdev=n0,disable-legacy=on,iommu_platform=on,romfile=)
       if [[ "$nic" == vfio+kernel ]]; then
@@ -155,8 +175,10 @@ run_profile() {
   local check failed_checks=()
   while IFS= read -r check; do
     [[ -n "$check" ]] || continue
-    NONCE=$nonce LOG=$fixlog bash -c "$check" || failed_checks+=("$check")
+    NONCE=$nonce LOG=$fixlog WORK=$work HERE=$here bash -c "$check" || failed_checks+=("$check")
   done < <(values "$p.check")
+  if [[ -n "$stop_hook" ]]; then bash -c "$stop_hook" >/dev/null 2>&1 || true; fi
+  stop_hook=""
 
   local secs=$((SECONDS - start))
   if ((${#missing[@]} == 0 && ${#seen[@]} == 0 && ${#failed_checks[@]} == 0)); then

@@ -115,6 +115,7 @@ class Sink final : public idl::BodySink::Server {
 struct Fetched {
   bool refused = false;
   idl::FetchRefusal reason = idl::FetchRefusal::INTERNAL;
+  idl::ConnectRefusal netReason = idl::ConnectRefusal::INTERNAL;   // for connect and TLS failures
   std::string detail, body, backend;
   uint16_t status = 0;
   bool complete = false;
@@ -145,6 +146,7 @@ Fetched fetchAs(Context& ctx, uid_t as, const char* url, uint64_t maxBodyBytes =
   if (r.isRefused()) {
     f.refused = true;
     f.reason = r.getRefused().getReason();
+    f.netReason = r.getRefused().getConnectReason();
     f.detail = r.getRefused().getDetail();
   } else {
     f.backend = r.getResponse().getBackend();
@@ -785,6 +787,59 @@ Report daemonRestart(Context& ctx) {
   return Report{Outcome::kOk, "capd-restarts=5 netd-restarts=1"};
 }
 
+// ---- tls-interop: OpenSSL's s_server as the peer, curl on the host as the oracle -------------------
+// scripts/tls-interop.sh started one s_server per case, asked curl (same roots, name, TLS floor,
+// pins and date) for its verdict, and wrote the cases onto the state disk: "case NAME URL EXPECTED
+// CURL", EXPECTED being `accept` or the refusal reason capnet must give, CURL curl's verdict in the
+// same words (they differ only where the host script lists capnet as deliberately stricter). Every
+// case is fetched through fetchd as the selftest principal; ok only when every verdict is EXPECTED.
+Report tlsInterop(Context& ctx) {
+  const char* kCases = "/state/interop/cases";
+  FILE* f = std::fopen(kCases, "r");
+  if (f == nullptr) return Report{Outcome::kPlaceholder, "no-case-list (the host did not prepare the tls-interop cases)"};
+  std::string nonce;
+  struct Case {
+    std::string name, url, expected, curl;
+  };
+  std::vector<Case> cases;
+  char line[1024];
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    char a[64] = {}, b[64] = {}, c[512] = {}, d[64] = {}, e[64] = {};
+    int n = std::sscanf(line, "%63s %63s %511s %63s %63s", a, b, c, d, e);
+    if (n >= 2 && std::string(a) == "nonce") nonce = b;
+    if (n == 5 && std::string(a) == "case") cases.push_back({b, c, d, e});
+  }
+  std::fclose(f);
+  if (cases.empty() || nonce.empty()) return fail(std::string(kCases) + " holds no cases");
+  int matched = 0;
+  std::string mismatches;
+  for (const auto& c : cases) {
+    auto got = fetchAs(ctx, kSelftestUid, c.url.c_str());
+    std::string verdict;
+    if (!got.error.empty()) {
+      verdict = "fetchd-unreachable";
+    } else if (!got.refused) {
+      std::string want = "capnet interop case=" + c.name + " nonce=" + nonce + "\n";
+      verdict = got.status == 200 && got.complete && got.body == want ? "accept" : "accept-but-wrong-body";
+    } else if (got.reason == idl::FetchRefusal::TLS_FAILED) {
+      verdict = refusalName(got.netReason);
+    } else {
+      verdict = "fetch-" + std::string(enumName(got.reason));
+    }
+    bool ok = verdict == c.expected;
+    std::printf("tls-interop: case=%s capnet=%s curl=%s expected=%s %s%s\n", c.name.c_str(), verdict.c_str(), c.curl.c_str(),
+                c.expected.c_str(), ok ? "match" : "MISMATCH", got.refused && !ok ? (" detail=\"" + got.detail + "\"").c_str() : "");
+    std::fflush(stdout);
+    if (ok) {
+      ++matched;
+    } else {
+      mismatches += (mismatches.empty() ? "" : ",") + c.name;
+    }
+  }
+  if (matched != static_cast<int>(cases.size())) return fail("differs from curl: " + mismatches);
+  return Report{Outcome::kOk, "cases=" + std::to_string(matched)};
+}
+
 }  // namespace
 
 std::vector<Scenario> netScenarios(const std::string& profile) {
@@ -799,6 +854,7 @@ std::vector<Scenario> netScenarios(const std::string& profile) {
     return {{"net https", httpsFetch},     {"net tls deny", tlsDeny},   {"web redirect", httpsRedirects},
             {"web body cap", httpsBodyCap}, {"web devnet nocap deny", httpsNoCap}, {"web url deny", urlDeny}};
   }
+  if (profile == "tls-interop") return {{"tls interop", tlsInterop}};
   if (profile == "trust-persist") return {{"trust nocap deny", trustNoCap}, {"trust install", trustInstall}};
   if (profile == "trust-persist-2") return {{"trust installed persist", trustPersisted}};
   if (profile == "http") {

@@ -63,9 +63,15 @@ std::optional<TlsFailure> mapCode(int code) {
 
 // wolfSSL reports a verification failure through the verify callback's store, or as the handshake's
 // error code, or both: the first one netd can name wins.
-TlsFailure failureFor(int verifyError, int sslError, const std::string& detail) {
+TlsFailure failureFor(int verifyError, int sslError, int receivedAlert, const std::string& detail) {
   if (auto f = mapCode(verifyError)) return *f;
   if (auto f = mapCode(sslError)) return *f;
+  // The server refused every version netd offered (netd offers only those at or above the grant's
+  // floor): RFC 8446's protocol_version alert.
+  constexpr int kAlertProtocolVersion = 70;
+  if (receivedAlert == kAlertProtocolVersion) {
+    return {idl::ConnectRefusal::TLS_VERSION_TOO_OLD, "the server supports no protocol version at or above the minimum (alert protocol_version)"};
+  }
   return {idl::ConnectRefusal::TLS_HANDSHAKE_FAILED,
           detail + " (verify=" + std::to_string(verifyError) + " ssl=" + std::to_string(sslError) + ")"};
 }
@@ -106,11 +112,14 @@ class TlsConnection final : public TcpConnection {
     char buf[80];
     wolfSSL_ERR_error_string_n(static_cast<unsigned long>(err), buf, sizeof(buf));
     lastSslError_ = err;
+    WOLFSSL_ALERT_HISTORY h{};
+    if (wolfSSL_get_alert_history(ssl_, &h) == WOLFSSL_SUCCESS) receivedAlert_ = h.last_rx.code;
     return KJ_EXCEPTION(FAILED, "tls handshake", buf);
   }
 
   int verifyError() const { return verifyError_; }
   int sslError() const { return lastSslError_; }
+  int receivedAlert() const { return receivedAlert_; }   // the peer's last alert (description), -1 none
   WOLFSSL* ssl() { return ssl_; }
 
   kj::Promise<ReadResult> read(size_t maxBytes) override {
@@ -204,6 +213,7 @@ class TlsConnection final : public TcpConnection {
   bool innerEof_ = false;
   int verifyError_ = 0;
   int lastSslError_ = 0;
+  int receivedAlert_ = -1;
 };
 
 // A directory's identity and change times: different once a file in it was added, renamed or removed.
@@ -351,7 +361,7 @@ kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<T
         if (std::string(e.getDescription().cStr()).find("timed out") != std::string::npos) {
           return TlsFailure{idl::ConnectRefusal::TLS_HANDSHAKE_TIMEOUT, "no handshake within the handshake timeout"};
         }
-        return failureFor(c.verifyError(), c.sslError(), e.getDescription().cStr());
+        return failureFor(c.verifyError(), c.sslError(), c.receivedAlert(), e.getDescription().cStr());
       });
 }
 
