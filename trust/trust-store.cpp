@@ -93,7 +93,9 @@ Result<TrustRoot, TrustError> parseRoot(std::span<const uint8_t> pem) {
   r.subject = cert->subject;
   r.notAfter = isoDate(cert->notAfterMs);
   r.pem = text;
-  if (!cert->isCa) return fail(TrustError::kNotCa, "not a CA certificate (basicConstraints CA:TRUE is required): " + r.subject);
+  bool isCa = cert->isCa;
+  r.parsed = std::make_shared<const ParsedCert>(std::move(*cert));
+  if (!isCa) return fail(TrustError::kNotCa, "not a CA certificate (basicConstraints CA:TRUE is required): " + r.subject);
   return r;
 }
 

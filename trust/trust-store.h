@@ -8,11 +8,13 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "common/paths.h"
+#include "trust/cert.h"
 #include "common/result.h"
 
 namespace capnet {
@@ -25,6 +27,7 @@ struct TrustRoot {
   std::string path;
   std::string pem;
   std::vector<uint8_t> der;           // the parsed certificate, as the store keeps it
+  std::shared_ptr<const ParsedCert> parsed;   // the same, decoded once (verifyChain reads it)
 };
 
 enum class TrustError : uint8_t {

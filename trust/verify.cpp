@@ -9,6 +9,7 @@
 #include "trust/x509-ext.h"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <span>
 
@@ -36,7 +37,7 @@ namespace {
 
 // One certificate as the path builder sees it.
 struct Cert {
-  ParsedCert c;
+  std::shared_ptr<const ParsedCert> c;   // roots: shared with the store's decoded copy
   bool isRoot = false;
 };
 
@@ -52,7 +53,7 @@ struct Builder {
   // Whether `parent`'s key signed `child`.
   bool signs(const Cert& parent, const Cert& child) {
     if (budget-- <= 0) return false;
-    return signedBy(child.c, parent.c);
+    return signedBy(*child.c, *parent.c);
   }
 
   // Depth-first from path.back() up to a root; `path` holds indexes into `pool` (-1: the leaf).
@@ -64,7 +65,7 @@ struct Builder {
         const Cert& c = pool[i];
         if (c.isRoot != (pass == 0)) continue;
         if (std::find(path.begin(), path.end(), static_cast<int>(i)) != path.end()) continue;
-        if (c.c.subjectHash != current.c.issuerHash || !signs(c, current)) continue;
+        if (c.c->subjectHash != current.c->issuerHash || !signs(c, current)) continue;
         path.push_back(static_cast<int>(i));
         if (c.isRoot || extend(c, path)) return true;
         path.pop_back();
@@ -95,18 +96,23 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
   };
   auto parsedLeaf = parseCert(span(chainDer[0]));
   if (!parsedLeaf) return unloadable(chainDer[0], "the certificate");
-  Cert leaf{std::move(*parsedLeaf), false};
+  Cert leaf{std::make_shared<const ParsedCert>(std::move(*parsedLeaf)), false};
   std::vector<Cert> pool;
   for (size_t i = 1; i < chainDer.size(); ++i) {
     auto c = parseCert(span(chainDer[i]));
     if (!c) return unloadable(chainDer[i], "a certificate in the chain");
-    pool.push_back(Cert{std::move(*c), false});
+    pool.push_back(Cert{std::make_shared<const ParsedCert>(std::move(*c)), false});
   }
   size_t loadedRoots = 0;
   for (const auto& r : roots) {
-    auto c = parseCert(std::span<const uint8_t>(r.der.data(), r.der.size()));
+    // Roots come decoded from the store (netd keeps them until the store changes).
+    std::shared_ptr<const ParsedCert> c = r.parsed;
+    if (!c) {
+      auto decoded = parseCert(std::span<const uint8_t>(r.der.data(), r.der.size()));
+      if (decoded) c = std::make_shared<const ParsedCert>(std::move(*decoded));
+    }
     if (!c) continue;
-    pool.push_back(Cert{std::move(*c), true});
+    pool.push_back(Cert{std::move(c), true});
     ++loadedRoots;
   }
   if (loadedRoots == 0) return refuse(VerifyFailure::kUntrustedIssuer, "the trust store holds no roots");
@@ -127,12 +133,12 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
   VerifiedPeer peer;
   std::vector<CertExtensions> ext;
   for (const Cert* c : path) {
-    auto e = parseExtensions(c->c.der);
+    auto e = parseExtensions(c->c->der);
     if (!e) return refuse(VerifyFailure::kMalformed, "unreadable certificate extensions");
     ext.push_back(std::move(*e));
   }
   for (size_t i = 0; i < path.size(); ++i) {
-    const ParsedCert& x = path[i]->c;
+    const ParsedCert& x = *path[i]->c;
     const char* what = i == 0 ? "the certificate" : (i == rootAt ? "the root" : "an intermediate");
     // 2. Dates, per the policy, below the root (the store vets a root's dates when installed).
     if (i < rootAt) {
@@ -196,22 +202,22 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
   }
   if (ext[0].isCa) return refuse(VerifyFailure::kPolicyViolation, "the leaf is a CA");
   // 8. extendedKeyUsage, when present, must allow serverAuth.
-  if (leaf.c.ekuPresent && !leaf.c.ekuServerAuth) {
+  if (leaf.c->ekuPresent && !leaf.c->ekuServerAuth) {
     return refuse(VerifyFailure::kPolicyViolation, "extendedKeyUsage does not include serverAuth");
   }
 
   // 9. Fingerprints and pins (RFC 7469: the SHA-256 of the DER SubjectPublicKeyInfo). A pin
   //    matches any certificate of the validated path: the leaf, an intermediate or the root (a
   //    backup pin on the issuing CA is the usual practice).
-  wc_Sha256Hash(leaf.c.der.data(), static_cast<word32>(leaf.c.der.size()), peer.leafSha256.data());
-  if (auto pin = spkiSha256(leaf.c.der)) peer.spkiSha256 = *pin;
+  wc_Sha256Hash(leaf.c->der.data(), static_cast<word32>(leaf.c->der.size()), peer.leafSha256.data());
+  if (auto pin = spkiSha256(leaf.c->der)) peer.spkiSha256 = *pin;
   if (!policy.pins.empty()) {
     if (policy.nowMs >= policy.pinsExpireAtMs) {
       peer.pinsSkipped = true;
     } else {
       bool matched = false;
       for (const Cert* c : path) {
-        auto k = spkiSha256(c->c.der);
+        auto k = spkiSha256(c->c->der);
         matched = matched || (k && std::find(policy.pins.begin(), policy.pins.end(), *k) != policy.pins.end());
       }
       if (!matched) return refuse(VerifyFailure::kPinMismatch, "no key of the certificate path matches a pin");
