@@ -1,5 +1,7 @@
 #include "capd/broker.h"
 
+#include "common/url.h"
+
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -283,37 +285,24 @@ class BrokerImpl final : public idl::CapdService::Server {
 
 }  // namespace
 
-// Parses "scheme://host[:port][/...]" just enough for a dry-run explanation.
-PolicyDecision explainUrl(const Policy& policy, uid_t uid, std::string_view url, int64_t now) {
+// A dry run of what a principal may reach at `url`, parsed by the one URL parser fetchd uses
+// (common/url.h) with the scope schemes (tcp://, tls://) added.
+PolicyDecision explainUrl(const Policy& policy, uid_t uid, std::string_view url, int64_t now, std::optional<Url>* parsedOut) {
   GrantRequest r;
   r.callerUid = uid;
   r.subjectUid = uid;
-  auto sep = url.find("://");
-  if (sep == std::string_view::npos) {
+  auto parsed = parseUrl(url, UrlSchemes::kScopes);
+  if (!parsed.ok()) {
     PolicyDecision d;
     d.denial = idl::GrantRefusal::BAD_SCOPE;
-    d.reason = "bad-scope (URL has no scheme)";
-    d.rules.push_back("URL is scheme://host[:port]: deny");
+    d.reason = std::string(enumName(d.denial)) + " (" + parsed.message() + ")";
+    d.rules.push_back("URL parses (" + parsed.message() + "): deny");
     return d;
   }
-  r.scheme = std::string(url.substr(0, sep));
-  auto rest = url.substr(sep + 3);
-  auto end = rest.find_first_of("/?#");
-  auto authority = rest.substr(0, end);
-  auto colon = authority.rfind(':');
-  uint16_t defaultPort = (r.scheme == "https" || r.scheme == "tls") ? 443 : 80;
-  r.port = defaultPort;
-  if (colon != std::string_view::npos) {
-    r.host = std::string(authority.substr(0, colon));
-    unsigned long port = 0;
-    auto digits = authority.substr(colon + 1);
-    bool ok = !digits.empty() && digits.size() <= 5;
-    for (char c : digits) ok = ok && c >= '0' && c <= '9';
-    if (ok) port = std::strtoul(std::string(digits).c_str(), nullptr, 10);
-    r.port = (ok && port <= 65535) ? static_cast<uint16_t>(port) : 0;
-  } else {
-    r.host = std::string(authority);
-  }
+  if (parsedOut != nullptr) *parsedOut = parsed.value();
+  r.scheme = parsed->scheme;
+  r.host = parsed->host;
+  r.port = parsed->port;
   // http(s) is what fetchd asks for on a principal's behalf: explain it as that delegation.
   if (r.scheme == "http" || r.scheme == "https") {
     PolicyDecision d;

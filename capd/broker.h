@@ -2,6 +2,10 @@
 // each connection (idl/cap.capnp). Socket handling lives in common/rpc-server.h; this is the logic.
 #pragma once
 
+#include <optional>
+
+#include "common/url.h"
+
 #include <sys/types.h>
 
 #include <functional>
@@ -33,7 +37,8 @@ std::shared_ptr<const Policy> loadPolicy(const ConfigSources& sources);
 
 // `capd --explain` and Broker.explain: the decision for `uid` fetching or connecting to `url`,
 // with every rule. A dry run: nothing is minted.
-PolicyDecision explainUrl(const Policy& policy, uid_t uid, std::string_view url, int64_t nowMs);
+PolicyDecision explainUrl(const Policy& policy, uid_t uid, std::string_view url, int64_t nowMs,
+                          std::optional<Url>* parsed = nullptr);
 
 using TokenSource = std::function<GrantToken()>;
 GrantToken randomToken();   // getrandom(2); aborts the mint (never a weak token) on failure.

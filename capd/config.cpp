@@ -1,5 +1,7 @@
 #include "capd/config.h"
 
+#include "common/url.h"
+
 #include <capnp/compat/json.h>
 #include <capnp/schema.h>
 #include <fcntl.h>
@@ -326,7 +328,7 @@ class Walker {
     if (format.empty()) return;
     if (format == "ipv4") {
       uint32_t ignored;
-      if (!parseIpv4(text, ignored)) problem(path, "not an IPv4 address");
+      if (!parseIpv4Dotted(text, ignored)) problem(path, "not an IPv4 address");
     } else if (format == "hostname") {
       if (!isHostname(text)) problem(path, "not a host or principal name (letters, digits, '-', '.', '_')");
     } else if (format == "date") {
@@ -418,32 +420,6 @@ bool isKnownCapability(std::string_view name) {
   return false;
 }
 
-bool parseIpv4(std::string_view text, uint32_t& hostOrder) {
-  uint32_t result = 0;
-  int parts = 0;
-  size_t i = 0;
-  while (parts < 4) {
-    if (i >= text.size() || text[i] < '0' || text[i] > '9') return false;
-    uint32_t octet = 0;
-    size_t start = i;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      octet = octet * 10 + static_cast<uint32_t>(text[i] - '0');
-      if (octet > 255 || i - start >= 3) return false;
-      ++i;
-    }
-    if (i - start > 1 && text[start] == '0') return false;   // no octal-looking octets.
-    result = (result << 8) | octet;
-    ++parts;
-    if (parts < 4) {
-      if (i >= text.size() || text[i] != '.') return false;
-      ++i;
-    }
-  }
-  if (i != text.size()) return false;
-  hostOrder = result;
-  return true;
-}
-
 bool isHostname(std::string_view text) {
   if (text.empty() || text.size() > 253) return false;
   if (text.front() == '.' || text.back() == '.' || text.front() == '-') return false;
@@ -458,7 +434,12 @@ bool isHostname(std::string_view text) {
               c == '-' || c == '_';
     if (!ok || ++label > 63) return false;
   }
-  return true;
+  // The one URL parser must read it as this name (not as an IPv4 address, not refused: "127.1" or
+  // "xn--zz" would never match a URL's host).
+  auto h = parseHost(text);
+  return h.ok() && h.value().size() == text.size() &&
+         std::equal(text.begin(), text.end(), h.value().begin(),
+                    [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
 }
 
 bool parseDate(std::string_view t, int64_t& ms) {

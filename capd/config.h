@@ -7,6 +7,8 @@
 // walk comes first.
 #pragma once
 
+#include "common/url.h"
+
 #include <capnp/message.h>
 
 #include <memory>
@@ -55,7 +57,8 @@ std::variant<std::shared_ptr<const ConfigDocument>, ConfigProblems> parseConfig(
 std::variant<std::shared_ptr<const ConfigDocument>, ConfigProblems> loadConfigFile(const std::string& path);
 
 // Semantic helpers shared with the policy.
-bool parseIpv4(std::string_view text, uint32_t& hostOrder);
+// A host or principal name: letters, digits, '-', '_', dot-separated, that the URL parser
+// (common/url.h) reads as this same name. IPv4 addresses: parseIpv4Dotted (common/url.h).
 bool isHostname(std::string_view text);
 // "YYYY-MM-DD" -> ms since the epoch at 00:00 UTC of that day.
 bool parseDate(std::string_view text, int64_t& msSinceEpoch);

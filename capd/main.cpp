@@ -6,9 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <variant>
 
+#include <capnp/compat/json.h>
+#include <capnp/message.h>
 #include <kj/async-unix.h>
 
 #include "capd/broker.h"
@@ -25,7 +28,7 @@ constexpr const char* kUsage =
     "usage:\n"
     "  capd --config FILE [--state-config FILE] --socket PATH --netd-control PATH [--uid N --gid N]\n"
     "  capd --check FILE\n"
-    "  capd --explain PRINCIPAL URL [--config FILE] [--state-config FILE]\n"
+    "  capd --explain [--json] PRINCIPAL URL [--config FILE] [--state-config FILE]\n"
     "exit codes: 0 ok/allowed, 1 runtime failure or denied (--explain), 2 invalid config or usage\n";
 
 int usage(const char* why) {
@@ -45,17 +48,57 @@ int check(const char* path) {
   return 0;
 }
 
-int explain(const std::string& principal, const std::string& url, const capnet::ConfigSources& sources) {
+// `--explain --json`: one JSON object for policy tooling: decision, reason, rules, and url
+// (scheme, host, port, target) whenever the URL parsed, whatever the decision.
+void printJson(const capnet::PolicyDecision& d, const std::optional<capnet::Url>& url, const std::vector<std::string>& problems) {
+  capnp::MallocMessageBuilder message;
+  auto root = message.initRoot<capnp::JsonValue>();
+  auto fields = root.initObject(url ? 5 : 4);
+  fields[0].setName("decision");
+  fields[0].initValue().setString(d.allowed ? "allow" : "deny");
+  fields[1].setName("reason");
+  fields[1].initValue().setString(d.reason);
+  fields[2].setName("rules");
+  auto rules = fields[2].initValue().initArray(static_cast<unsigned>(d.rules.size()));
+  for (unsigned i = 0; i < rules.size(); ++i) rules[i].setString(d.rules[i]);
+  fields[3].setName("problems");
+  auto ps = fields[3].initValue().initArray(static_cast<unsigned>(problems.size()));
+  for (unsigned i = 0; i < ps.size(); ++i) ps[i].setString(problems[i]);
+  if (url) {
+    fields[4].setName("url");
+    auto u = fields[4].initValue().initObject(4);
+    u[0].setName("scheme");
+    u[0].initValue().setString(url->scheme);
+    u[1].setName("host");
+    u[1].initValue().setString(url->host);
+    u[2].setName("port");
+    u[2].initValue().setNumber(url->port);
+    u[3].setName("target");
+    u[3].initValue().setString(url->target);
+  }
+  capnp::JsonCodec codec;
+  std::printf("%s\n", codec.encodeRaw(root.asReader()).cStr());
+}
+
+int explain(const std::string& principal, const std::string& url, const capnet::ConfigSources& sources, bool json) {
   auto policy = capnet::loadPolicy(sources);
   capnet::SystemClock clock;
+  const capnet::PrincipalInfo* info = policy->principalByName(principal);
+  capnet::PolicyDecision d;
+  std::optional<capnet::Url> parsed;
+  if (info == nullptr) {
+    d.reason = "unknown-principal (\"" + principal + "\" is not in network.principals)";
+    d.rules.push_back("principal " + principal + " is in network.principals: deny");
+    if (auto u = capnet::parseUrl(url, capnet::UrlSchemes::kScopes); u.ok()) parsed = u.value();
+  } else {
+    d = capnet::explainUrl(*policy, info->uid, url, clock.nowMs(), &parsed);
+  }
+  if (json) {
+    printJson(d, parsed, policy->problems());
+    return d.allowed ? 0 : 1;
+  }
   std::printf("policy: %s\n", policy->summary().c_str());
   for (const auto& p : policy->problems()) std::printf("  problem: %s\n", p.c_str());
-  const capnet::PrincipalInfo* info = policy->principalByName(principal);
-  if (info == nullptr) {
-    std::printf("decision: deny (unknown-principal: \"%s\" is not in network.principals)\n", principal.c_str());
-    return 1;
-  }
-  auto d = capnet::explainUrl(*policy, info->uid, url, clock.nowMs());
   for (const auto& r : d.rules) std::printf("  rule: %s\n", r.c_str());
   std::printf("decision: %s (%s)\n", d.allowed ? "allow" : "deny", d.reason.c_str());
   return d.allowed ? 0 : 1;
@@ -68,7 +111,7 @@ int main(int argc, char** argv) {
   capnet::ConfigSources sources;
   std::string socketPath, netdControl, checkPath, explainPrincipal, explainUrl;
   unsigned long long uid = 0, gid = 0;
-  bool dropTo = false, haveGid = false;
+  bool dropTo = false, haveGid = false, explainJson = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -87,6 +130,11 @@ int main(int argc, char** argv) {
     } else if (a == "--check" && (v = next())) {
       checkPath = v;
     } else if (a == "--explain" && i + 2 < argc) {
+      if (std::string(argv[i + 1]) == "--json") {
+        explainJson = true;
+        ++i;
+        if (i + 2 >= argc) return usage("--explain --json needs PRINCIPAL URL");
+      }
       explainPrincipal = argv[++i];
       explainUrl = argv[++i];
     } else if (a == "--uid" && (v = next())) {
@@ -102,7 +150,7 @@ int main(int argc, char** argv) {
   if (!checkPath.empty()) return check(checkPath.c_str());
   if (!explainPrincipal.empty()) {
     if (sources.imagePath.empty()) sources.imagePath = "/pkg/config/network.json";
-    return explain(explainPrincipal, explainUrl, sources);
+    return explain(explainPrincipal, explainUrl, sources, explainJson);
   }
   if (sources.imagePath.empty() || socketPath.empty() || netdControl.empty()) {
     return usage("--config, --socket and --netd-control are required");

@@ -5,11 +5,6 @@
 namespace capnet {
 namespace {
 
-std::string formatIpv4(uint32_t a) {
-  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
-         std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
-}
-
 // `rule` is the condition that failed, as the rule trace states it ("app holds net.tcp.connect:
 // deny"); the reason says what was found ("no-cap (app lacks net.tcp.connect)") when `finding`
 // is given.
@@ -88,7 +83,7 @@ std::shared_ptr<const Policy> Policy::fromConfig(std::shared_ptr<const ConfigDoc
   }
   for (auto h : net.getHosts()) {
     uint32_t addr = 0;
-    if (parseIpv4(h.getValue().cStr(), addr)) p->hosts_.emplace(h.getKey().cStr(), addr);
+    if (parseIpv4Dotted(h.getValue().cStr(), addr)) p->hosts_.emplace(h.getKey().cStr(), addr);
   }
   p->config_ = std::move(config);
   return p;
@@ -113,7 +108,7 @@ std::optional<uint32_t> Policy::resolve(std::string_view host) const {
   auto it = hosts_.find(host);
   if (it != hosts_.end()) return it->second;
   uint32_t literal = 0;
-  if (parseIpv4(host, literal)) {
+  if (parseIpv4Dotted(host, literal)) {
     for (const auto& [name, addr] : hosts_) {
       if (addr == literal) return literal;
     }
@@ -159,9 +154,14 @@ PolicyDecision Policy::decideGrant(const GrantRequest& r, int64_t nowMs) const {
   d.rules.push_back("scheme " + r.scheme + ": ok");
 
   uint32_t literal = 0;
-  const bool isLiteral = parseIpv4(r.host, literal);
-  if (r.port == 0 || r.host.empty() || (!isLiteral && !isHostname(r.host))) {
-    return deny(std::move(d), idl::GrantRefusal::BAD_SCOPE, "scope host and port are well-formed");
+  const bool isLiteral = parseIpv4Dotted(r.host, literal);
+  // The host as the one URL parser reads it, already in its canonical form (fetchd's hosts are).
+  auto canonical = parseHost(r.host);
+  if (r.port == 0 || !canonical.ok() || canonical.value() != r.host) {
+    std::string finding = r.port == 0 ? "port 0"
+                          : !canonical.ok() ? canonical.message()
+                                            : "host " + r.host + " is written " + canonical.value() + " in canonical form";
+    return deny(std::move(d), idl::GrantRefusal::BAD_SCOPE, "scope host and port are well-formed", finding);
   }
   d.rules.push_back("scope " + r.scheme + "://" + r.host + ":" + std::to_string(r.port) + " well-formed: ok");
 

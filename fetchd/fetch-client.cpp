@@ -1,6 +1,6 @@
 #include "fetchd/fetch-client.h"
 
-#include "fetchd/url.h"
+#include "common/url.h"
 
 namespace capnet {
 

@@ -9,7 +9,7 @@
 #include <set>
 
 #include "common/audit.h"
-#include "fetchd/url.h"
+#include "common/url.h"
 #include "idl/cap.capnp.h"
 #include "idl/gate.h"
 #include "idl/names.h"

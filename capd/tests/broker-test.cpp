@@ -419,6 +419,35 @@ TEST_CASE("capd --explain style decisions list each rule") {
   CHECK(https.reason == "no-cap (app lacks net.http.fetch)");
 }
 
+TEST_CASE("capd --explain reads URLs with fetchd's parser: WHATWG hosts, the parsed URL reported, bad URLs named") {
+  TempDir dir;
+  auto policy = loadPolicy({dir.write("n.json", configJson(true, 2000)), ""});
+  std::optional<Url> parsed;
+  auto d = explainUrl(*policy, 2000, "tcp://0x0a.0.2.2:07", 0, &parsed);   // 10.0.2.2 in the standard's hex form
+  REQUIRE(parsed.has_value());
+  CHECK(parsed->host == "10.0.2.2");
+  CHECK(parsed->port == 7);
+  std::optional<Url> none;
+  auto bad = explainUrl(*policy, 2000, "https://devnet.1/", 0, &none);
+  CHECK_FALSE(bad.allowed);
+  CHECK_FALSE(none.has_value());
+  CHECK(bad.reason == "bad-scope (url host: devnet.1 ends in a number but is not an IPv4 address)");
+}
+
+TEST_CASE("a scope host must be in the URL parser's canonical form: no second spelling of an address or a name") {
+  TempDir dir;
+  auto policy = loadPolicy({dir.write("n.json", configJson(true, 2000)), ""});
+  for (const char* host : {"127.1", "0x0a.0.2.2", "Devnet.Test", "devnet.test.", "xn--zz"}) {
+    GrantRequest r;
+    r.callerUid = r.subjectUid = 2000;
+    r.scheme = "tcp";
+    r.host = host;
+    r.port = 7;
+    auto d = policy->decideGrant(r, 0);
+    CHECK_MESSAGE(d.denial == idl::GrantRefusal::BAD_SCOPE, host << ": " << d.reason);
+  }
+}
+
 TEST_CASE("trust management: net.trust.manage installs a root on the state disk, anyone else is refused") {
   auto io = kj::setupAsyncIo();
   TempDir dir;

@@ -145,12 +145,12 @@ TEST_CASE("a missing config file is unreadable, not an empty policy") {
 
 TEST_CASE("IPv4, date and base64 parsers accept exactly their formats") {
   uint32_t a = 0;
-  CHECK(parseIpv4("10.0.2.2", a));
+  CHECK(parseIpv4Dotted("10.0.2.2", a));
   CHECK(a == 0x0a000202u);
-  CHECK_FALSE(parseIpv4("10.0.2.02", a));
-  CHECK_FALSE(parseIpv4("10.0.2.2 ", a));
-  CHECK_FALSE(parseIpv4("1.2.3.4.5", a));
-  CHECK_FALSE(parseIpv4("", a));
+  CHECK_FALSE(parseIpv4Dotted("10.0.2.02", a));
+  CHECK_FALSE(parseIpv4Dotted("10.0.2.2 ", a));
+  CHECK_FALSE(parseIpv4Dotted("1.2.3.4.5", a));
+  CHECK_FALSE(parseIpv4Dotted("", a));
   int64_t ms = 0;
   CHECK(parseDate("2026-06-01", ms));
   CHECK(ms == 1780272000000LL);

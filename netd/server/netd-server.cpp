@@ -1,5 +1,7 @@
 #include "netd/server/netd-server.h"
 
+#include "common/url.h"
+
 #include <kj/debug.h>
 
 #include <algorithm>
@@ -24,11 +26,6 @@ kj::Maybe<idl::ConnectRefusal> streamClosedReason(const kj::Exception& e) {
 }
 
 namespace {
-
-std::string formatIpv4(uint32_t a) {
-  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
-         std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
-}
 
 // netd's gate decides from the facts capd announced with the policy: "principal" and every
 // capability are answered from that table, asked on every call so an announcement applies to
