@@ -14,6 +14,7 @@
 #include "idl/gate.h"
 #include "idl/names.h"
 #include "idl/net.capnp.h"
+#include "idl/stream-closed.h"
 
 namespace capnet {
 namespace {
@@ -152,7 +153,11 @@ class FetcherImpl final : public idl::Fetcher::Server {
         .attach(kj::mv(slot))
         .catch_([this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
           bool timedOut = std::string(e.getDescription().cStr()).find("timed out") != std::string::npos;
-          return refuse(context, url.host, timedOut ? idl::FetchRefusal::TIMEOUT : idl::FetchRefusal::INTERNAL,
+          // A daemon fetchd was talking to died under the call (capd while granting: the only
+          // call outside the netd hop, which types its own failures).
+          bool lost = e.getType() == kj::Exception::Type::DISCONNECTED;
+          return refuse(context, url.host,
+                        timedOut ? idl::FetchRefusal::TIMEOUT : lost ? idl::FetchRefusal::CAPD_UNREACHABLE : idl::FetchRefusal::INTERNAL,
                         e.getDescription().cStr());
         });
   }
@@ -375,6 +380,18 @@ class FetcherImpl final : public idl::Fetcher::Server {
           })
           .attach(kj::mv(body)));
     }, [this, context, url](kj::Exception&& e) mutable -> kj::Promise<kj::Maybe<Url>> {
+      // netd closed the stream under the fetch (capd lost, devnet off, the grant revoked or
+      // expired): that reason, typed; anything else the server sent is a bad response.
+      KJ_IF_MAYBE(closed, streamClosedReason(e)) {
+        idl::FetchRefusal why = *closed == idl::ConnectRefusal::CAPD_UNREACHABLE ? idl::FetchRefusal::CAPD_UNREACHABLE
+                                : *closed == idl::ConnectRefusal::DEVNET_OFF    ? idl::FetchRefusal::DEVNET_OFF
+                                                                                : idl::FetchRefusal::CONNECT_FAILED;
+        return refuse(context, url.host, why, e.getDescription().cStr(), *closed).then([]() -> kj::Maybe<Url> { return nullptr; });
+      }
+      if (e.getType() == kj::Exception::Type::DISCONNECTED) {
+        return refuse(context, url.host, idl::FetchRefusal::NETD_UNREACHABLE, e.getDescription().cStr())
+            .then([]() -> kj::Maybe<Url> { return nullptr; });
+      }
       return refuse(context, url.host, idl::FetchRefusal::BAD_RESPONSE, e.getDescription().cStr())
           .then([]() -> kj::Maybe<Url> { return nullptr; });
     }).attach(kj::mv(io), kj::mv(table), kj::mv(client));   // destroyed in reverse: client first.

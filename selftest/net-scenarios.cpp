@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 #include <string>
@@ -787,6 +789,196 @@ Report daemonRestart(Context& ctx) {
   return Report{Outcome::kOk, "capd-restarts=5 netd-restarts=1"};
 }
 
+// ---- The faults profile: daemons killed while a fetch loop runs ------------------------------------
+
+// One fetch of the loop, bounded: "ok", "refused:<fetch reason>[:<netd reason>]", "unreachable" (a
+// daemon's socket was gone or the connection broke because the daemon died), "hang" (no answer in
+// 10 s) or "error:<what>" (anything else: never acceptable).
+std::string boundedFetch(Context& ctx, const char* url) {
+  auto& timer = ctx.io.provider->getTimer();
+  std::string out;
+  auto attempt = [&]() {
+    Session fetchd(ctx.io, ctx.paths.fetchd, kSelftestUid);
+    if (!fetchd.ok()) {
+      out = "unreachable";
+      return;
+    }
+    kj::Array<kj::byte> ticket;
+    {
+      Session capd(ctx.io, ctx.paths.capd, kSelftestUid);
+      if (capd.ok()) {
+        KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+                      ticket = fetchTicket(capd.as<idl::Broker>(), url)
+                                   .exclusiveJoin(timer.afterDelay(10 * kj::SECONDS).then([]() { return kj::Array<kj::byte>(); }))
+                                   .wait(ctx.io.waitScope);
+                    })) {
+          (void)e;   // capd died under the call: fetchd will refuse without a ticket, typed.
+        }
+      }
+    }
+    std::string body;
+    uint16_t status = 0;
+    bool complete = false;
+    auto req = fetchd.as<idl::Fetcher>().fetchRequest();
+    req.initRequest().setUrl(url);
+    req.getRequest().setTicket(ticket);
+    req.setSink(kj::heap<Sink>(&body, &status, &complete));
+    out = req.send()
+              .then([&](capnp::Response<idl::Fetcher::FetchResults>&& resp) -> std::string {
+                auto r = resp.getResult();
+                if (r.isRefused()) {
+                  auto why = r.getRefused();
+                  std::string s = "refused:" + std::string(enumName(why.getReason()));
+                  if (why.getReason() == idl::FetchRefusal::CONNECT_FAILED || why.getReason() == idl::FetchRefusal::TLS_FAILED) {
+                    s += ":" + refusalName(why.getConnectReason());
+                  }
+                  return s;
+                }
+                return status == 200 && complete && body == "capnet devnet fixture\n" ? "ok" : "error:unexpected-response";
+              })
+              .exclusiveJoin(timer.afterDelay(10 * kj::SECONDS).then([]() { return std::string("hang"); }))
+              .wait(ctx.io.waitScope);
+  };
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions(attempt)) {
+    out = e->getType() == kj::Exception::Type::DISCONNECTED ? "unreachable" : std::string("error:") + e->getDescription().cStr();
+  }
+  return out;
+}
+
+// Kills `name` with SIGKILL; its old pid, or 0 if it was not running.
+pid_t killDaemon(const std::string& name) {
+  pid_t before = pidOf(name);
+  if (before == 0 || ::kill(before, SIGKILL) != 0) return 0;
+  return before;
+}
+
+// Waits (bounded, 20 s) until a new `name` serves its socket.
+bool servedAgain(Context& ctx, const std::string& name, pid_t before, std::string& why) {
+  std::string socket = name == "capd" ? ctx.paths.capd : name == "netd" ? ctx.paths.netd : ctx.paths.fetchd;
+  for (int i = 0; i < 200; ++i) {
+    ::usleep(100000);
+    pid_t now = pidOf(name);
+    if (now == 0 || now == before) continue;
+    Session s(ctx.io, socket, kSelftestUid);
+    if (!s.ok()) continue;
+    std::string served;
+    if (name == "capd") served = outcome(s.as<idl::Broker>().statusRequest().send(), ctx.io.waitScope);
+    else if (name == "netd") served = outcome(s.as<idl::NetConnect>().statusRequest().send(), ctx.io.waitScope);
+    else served = outcome(s.as<idl::Fetcher>().fetchRequest().send(), ctx.io.waitScope);   // a refusal is an answer
+    if (served == "ok") return true;
+  }
+  why = name + " did not come back within 20 s";
+  return false;
+}
+
+Report faultsSurvived(Context& ctx) {
+  std::string detail;
+  if (!stackUp(ctx, detail)) return Report{Outcome::kPlaceholder, "no-os-stack"};
+  // The loop: its own thread and event loop, fetching until told to stop.
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::string> outcomes;   // guarded by mu until the loop is joined
+  auto count = [&]() {
+    std::lock_guard<std::mutex> lock(mu);
+    return outcomes.size();
+  };
+  std::thread loop([&]() {
+    auto io = kj::setupAsyncIo();
+    Context mine{io, ctx.paths, ctx.profile};
+    while (!stop.load()) {
+      std::string o = boundedFetch(mine, "http://devnet.test/");
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        outcomes.push_back(std::move(o));
+      }
+      ::usleep(50000);
+    }
+  });
+  auto finish = [&]() {
+    stop = true;
+    loop.join();
+  };
+  std::string why;
+  std::vector<std::string> notes;
+  int capdKills = 0, netdKills = 0, fetchdKills = 0;
+  long worstUnreachableMs = 0;
+  for (int round = 0; round < 2; ++round) {
+    // capd: a stream open under its grant is closed, and netd refuses everything as
+    // capdUnreachable within a second; capd comes back, re-announces, re-registers.
+    {
+      auto g = requestGrant(ctx, kSelftestUid, "tcp", kFixtureHost, kEchoPort);
+      Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+      if (!g.ok || !netd.ok()) return finish(), fail("no stream before killing capd: " + g.refusal);
+      auto c = connect(ctx, netd, g.token, kFixtureHost, kEchoPort);
+      if (!c.connected) return finish(), fail("no stream before killing capd: " + refusalName(c.reason));
+      auto stream = KJ_ASSERT_NONNULL(c.stream);
+      auto started = std::chrono::steady_clock::now();
+      pid_t old = killDaemon("capd");
+      if (old == 0) return finish(), fail("capd is not running");
+      ++capdKills;
+      bool refused = false;
+      while (std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) {
+        auto probe = connect(ctx, netd, g.token, kFixtureHost, kEchoPort);
+        if (!probe.connected && probe.reason == idl::ConnectRefusal::CAPD_UNREACHABLE) {
+          refused = true;
+          break;
+        }
+        ::usleep(20000);
+      }
+      long ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+      if (!refused) return finish(), fail("netd did not refuse as capd-unreachable within 1 s of capd's death");
+      worstUnreachableMs = std::max(worstUnreachableMs, ms);
+      auto r = stream.readRequest();
+      r.setMaxBytes(16);
+      auto closed = outcome(r.send(), ctx.io.waitScope);
+      if (closed.find("capnet.stream-closed reason=capd-unreachable") == std::string::npos) {
+        return finish(), fail("a stream outlived netd's loss of its grants: " + closed);
+      }
+      if (!servedAgain(ctx, "capd", old, why) || !policyBack(ctx)) return finish(), fail(why.empty() ? "netd never heard from capd again" : why);
+    }
+    // netd and fetchd: killed, restarted, and the loop's fetches come back.
+    for (const char* name : {"netd", "fetchd"}) {
+      pid_t old = killDaemon(name);
+      if (old == 0) return finish(), fail(std::string(name) + " is not running");
+      (std::string(name) == "netd" ? netdKills : fetchdKills)++;
+      if (!servedAgain(ctx, name, old, why)) return finish(), fail(why);
+      if (!policyBack(ctx)) return finish(), fail("netd never heard from capd again");
+    }
+    // One more capd kill without a stream, back to back with the loop.
+    pid_t old = killDaemon("capd");
+    if (old == 0) return finish(), fail("capd is not running");
+    ++capdKills;
+    if (!servedAgain(ctx, "capd", old, why) || !policyBack(ctx)) return finish(), fail(why.empty() ? "netd never heard from capd again" : why);
+  }
+  // After the last restart, the loop's fetches succeed again.
+  size_t before = count();
+  for (int i = 0; i < 200 && count() < before + 3; ++i) ::usleep(100000);
+  finish();
+  size_t ok = 0, refused = 0, unreachable = 0, okAtEnd = 0;
+  std::string bad;
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const auto& o = outcomes[i];
+    if (o == "ok") {
+      ++ok;
+      if (i >= before) ++okAtEnd;
+    } else if (o.rfind("refused:", 0) == 0) {
+      ++refused;
+    } else if (o == "unreachable") {
+      ++unreachable;
+    } else if (bad.empty()) {
+      bad = o;
+    }
+  }
+  std::printf("faults: fetches=%zu ok=%zu refused=%zu unreachable=%zu ok-after-last-restart=%zu capd-unreachable-within-ms=%ld\n",
+              outcomes.size(), ok, refused, unreachable, okAtEnd, worstUnreachableMs);
+  std::fflush(stdout);
+  if (!bad.empty()) return fail("the fetch loop saw " + bad);
+  if (okAtEnd == 0) return fail("no fetch succeeded after the last restart");
+  if (ok == 0 || refused + unreachable == 0) return fail("the loop never crossed a fault");
+  return Report{Outcome::kOk, "kills=capd:" + std::to_string(capdKills) + ",netd:" + std::to_string(netdKills) +
+                                  ",fetchd:" + std::to_string(fetchdKills) + " fetches=" + std::to_string(outcomes.size())};
+}
+
 // ---- tls-interop: OpenSSL's s_server as the peer, curl on the host as the oracle -------------------
 // scripts/tls-interop.sh started one s_server per case, asked curl (same roots, name, TLS floor,
 // pins and date) for its verdict, and wrote the cases onto the state disk: "case NAME URL EXPECTED
@@ -850,6 +1042,7 @@ std::vector<Scenario> netScenarios(const std::string& profile) {
   if (profile == "tcp") return {{"net tcp", tcpExchange}, {"net nocap deny", noCapDeny}};
   if (profile == "hostile") return {{"net hostile contained", hostileContained}};
   if (profile == "restart") return {{"daemon restart", daemonRestart}};
+  if (profile == "faults") return {{"net faults survived", faultsSurvived}};
   if (profile == "https") {
     return {{"net https", httpsFetch},     {"net tls deny", tlsDeny},   {"web redirect", httpsRedirects},
             {"web body cap", httpsBodyCap}, {"web devnet nocap deny", httpsNoCap}, {"web url deny", urlDeny}};

@@ -14,16 +14,6 @@ namespace capnet {
 
 std::string_view refusalName(idl::ConnectRefusal r) { return enumName(r); }
 
-kj::Maybe<idl::ConnectRefusal> streamClosedReason(const kj::Exception& e) {
-  std::string_view d(e.getDescription().cStr());
-  auto at = d.find(kStreamClosedPrefix);
-  if (at == std::string_view::npos) return nullptr;
-  d = d.substr(at + kStreamClosedPrefix.size());
-  d = d.substr(0, d.find(' '));
-  idl::ConnectRefusal r;
-  if (enumFromName(d, r)) return r;
-  return nullptr;
-}
 
 namespace {
 

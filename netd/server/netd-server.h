@@ -2,6 +2,8 @@
 // and fetchd use. netd holds no config: what it allows is exactly what capd registered.
 #pragma once
 
+#include "idl/stream-closed.h"
+
 #include <sys/types.h>
 
 #include <functional>
@@ -26,12 +28,7 @@ inline constexpr uint32_t kMaxStreamChunk = 64 * 1024;
 // With the chunk size and the per-principal stream cap this bounds what netd holds for a client.
 inline constexpr unsigned kMaxQueuedCallsPerStream = 8;
 
-// A ByteStream call on a stream netd has closed fails with a DISCONNECTED exception whose
-// description starts with this prefix and then names the reason: "capnet.stream-closed
-// reason=devnet-off ..." (a ConnectRefusal name, or "closed" when the holder closed it).
-inline constexpr std::string_view kStreamClosedPrefix = "capnet.stream-closed reason=";
-// The ConnectRefusal a ByteStream failure carries, if it is one of netd's typed closures.
-kj::Maybe<idl::ConnectRefusal> streamClosedReason(const kj::Exception& e);
+// Closed streams report their reason as idl/stream-closed.h describes (kStreamClosedPrefix).
 
 class StreamState;
 
