@@ -165,7 +165,9 @@ Result<TrustRoot, TrustError> TrustStore::add(std::span<const uint8_t> pem, int6
   ::mkdir(dir.c_str(), 0755);
   std::string name = hexFingerprint(parsed->sha256) + ".pem";
   std::string tmp = dir + "/." + name + ".tmp", final = dir + "/" + name;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A temporary file left by an install that was killed is stale: replace it, never follow it.
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return fail(TrustError::kIo, "create " + tmp + ": " + std::strerror(errno));
   const std::string& text = parsed->pem;
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;

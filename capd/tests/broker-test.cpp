@@ -299,6 +299,29 @@ TEST_CASE("an invalid config at start-up denies everything with config-invalid, 
   CHECK(audit.has("capd: deny principal=uid:2000 reason=config-invalid"));
 }
 
+TEST_CASE("a state config corrupted on disk (bytes, an empty file, a directory) denies everything with its reason") {
+  TempDir dir;
+  std::string image = dir.write("image.json", configJson(true, 2000));
+  std::string garbage("\x00\xff{\"network\"\x01\x02", 12);
+  for (const std::string& state : {dir.write("bytes.json", garbage), dir.write("empty.json", ""),
+                                   dir.write("half.json", configJson(true, 2000).substr(0, 40))}) {
+    auto p = loadPolicy({image, state});
+    CHECK_FALSE(p->valid());
+    CHECK_FALSE(p->devnetEnabled());
+    REQUIRE_FALSE(p->problems().empty());
+    GrantRequest r;
+    r.callerUid = r.subjectUid = 2000;
+    r.scheme = "tcp";
+    r.host = "devnet.test";
+    r.port = 7;
+    CHECK(p->decideGrant(r, 0).denial == idl::GrantRefusal::CONFIG_INVALID);
+  }
+  ::mkdir((dir.path + "/dir.json").c_str(), 0755);
+  auto d = loadPolicy({image, dir.path + "/dir.json"});
+  CHECK_FALSE(d->valid());
+  REQUIRE_FALSE(d->problems().empty());
+}
+
 TEST_CASE("the state disk's config overrides the image default when present") {
   TempDir dir;
   std::string image = dir.write("image.json", configJson(false, 2000));

@@ -1,6 +1,12 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <chrono>
+#include <signal.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <sys/resource.h>
+#include <sys/mount.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -123,6 +129,96 @@ TEST_CASE("an installed root must be self-signed, inside its validity, with a st
   }
   auto over = store.add(bytes(pki("ca-expired.pem")), 1600000000000LL);   // valid in 2020: only the cap refuses it.
   CHECK(over.code() == TrustError::kTooMany);
+}
+
+TEST_CASE("an install killed at any moment (SIGKILL, 150 times across its whole span) leaves only whole roots") {
+  Dirs d;
+  std::string pem = pki("ca.pem");
+  auto expected = parseRoot(bytes(pem));
+  REQUIRE(expected.ok());
+  // How long a forked install takes here, to spread the kills over it.
+  auto installInChild = [&]() {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      TrustStore s(d.roots);
+      ::_exit(s.add(bytes(pem), kNow).ok() ? 0 : 1);
+    }
+    return pid;
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t probe = installInChild();
+  int status = 0;
+  ::waitpid(probe, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  auto span = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+  TrustStore store(d.roots);
+  REQUIRE(store.remove(hexFingerprint(expected->sha256)).ok());
+  int present = 0, absent = 0;
+  for (int i = 0; i < 150; ++i) {
+    pid_t pid = installInChild();
+    ::usleep(static_cast<useconds_t>(span * i / 120));   // 0 .. 1.25 x the install's span
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    std::vector<std::string> problems;
+    auto roots = store.list(&problems);
+    CHECK_MESSAGE(problems.empty(), "kill " << i << ": " << (problems.empty() ? "" : problems[0]));
+    REQUIRE(roots.size() <= 1);
+    if (roots.empty()) {
+      ++absent;
+      continue;
+    }
+    ++present;
+    CHECK(roots[0].der == expected->der);   // whole, never a prefix
+    REQUIRE(store.remove(hexFingerprint(roots[0].sha256)).ok());
+  }
+  MESSAGE("kills that left the root installed: " << present << ", before it was: " << absent << " (one install: " << span << " us)");
+  // A temporary file a killed install left behind never blocks the next one, nor is it listed.
+  std::ofstream(d.base + "/state/trust/installed/." + hexFingerprint(expected->sha256) + ".pem.tmp") << "partial";
+  CHECK(store.add(bytes(pem), kNow).ok());
+  CHECK(store.list().size() == 1);
+}
+
+TEST_CASE("a full disk during an install is a typed error and leaves nothing behind") {
+  Dirs d;
+  std::string pem = pki("ca.pem");
+  // In a child: a private mount namespace with an 8 KiB tmpfs over the installed directory (a real
+  // ENOSPC); where mounting is not permitted, a file-size limit makes the same write fail (EFBIG).
+  int pipefd[2];
+  REQUIRE(::pipe(pipefd) == 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    std::string how = "efbig";
+    std::string dir = d.base + "/state/trust/installed";
+    if (::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+        ::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=8k") == 0) {
+      how = "enospc";
+      std::ofstream(dir + "/filler") << std::string(8192, 'x');   // the tmpfs is now full
+    } else {
+      ::signal(SIGXFSZ, SIG_IGN);
+      rlimit lim{64, 64};
+      ::setrlimit(RLIMIT_FSIZE, &lim);
+    }
+    TrustStore s(d.roots);
+    auto r = s.add(bytes(pem), kNow);
+    std::vector<std::string> problems;
+    auto listed = s.list(&problems);
+    std::string report = how + " " + (r.ok() ? "ok" : std::to_string(static_cast<int>(r.code())) + " " + r.message()) + " listed=" +
+                         std::to_string(listed.size()) + " problems=" + std::to_string(problems.size());
+    (void)!::write(pipefd[1], report.data(), report.size());
+    ::_exit(0);
+  }
+  ::close(pipefd[1]);
+  char buf[512] = {};
+  ssize_t n = ::read(pipefd[0], buf, sizeof(buf) - 1);
+  ::close(pipefd[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::string report(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  MESSAGE("full disk: " << report);
+  CHECK(report.find(" " + std::to_string(static_cast<int>(TrustError::kIo)) + " install ") != std::string::npos);
+  CHECK(report.find("listed=0 problems=0") != std::string::npos);
 }
 
 TEST_CASE("the SubjectPublicKeyInfo walk takes hostile bytes without reading past them") {
