@@ -145,7 +145,7 @@ run_profile() {
   # A profile may allow a globally forbidden line (the restart profile's `init: restart`).
   mapfile -t forbidden < <(values "global.forbid" | grep -vxF -f <(printf '%s\n' "${allowed[@]}" | sed '/^$/d'); values "$p.forbid")
   # The last boot may stop early; earlier boots run until their guest powers off.
-  local last=0
+  local last=0 drain_until=""
   [[ "$boot" == "${boots[-1]}" ]] && last=1
   while kill -0 "$qpid" 2>/dev/null; do
     cat "$log.boot" > "$log.view" 2>/dev/null || true
@@ -154,9 +154,15 @@ run_profile() {
       break
     fi
     if [[ "$run_until_marker" == 1 && "$last" == 1 ]]; then
-      local all=1 m
-      for m in "${required[@]}"; do cat "$log" "$log.view" | grep -qF -- "$m" || { all=0; break; }; done
-      ((all)) && break
+      # Every required marker seen: keep reading for a short drain (1 s), so that a forbidden line
+      # printed right after the last required one still fails the run.
+      if [[ -n "$drain_until" ]]; then
+        (( ${EPOCHREALTIME/./} / 100000 >= drain_until )) && break
+      else
+        local all=1 m
+        for m in "${required[@]}"; do cat "$log" "$log.view" | grep -qF -- "$m" || { all=0; break; }; done
+        ((all)) && drain_until=$((${EPOCHREALTIME/./} / 100000 + 10))   # deciseconds
+      fi
     fi
     sleep 0.2
   done
