@@ -292,7 +292,12 @@ class FetcherImpl final : public idl::Fetcher::Server {
         KJ_IF_MAYBE(n, next) {
           return realFetch(context, broker, kj::mv(*n), sink, head, limits, nullptr, kj::mv(tokenCopy), redirects + 1);
         }
-        return kj::READY_NOW;
+        // The fetch is over (answered or refused): its grant goes back to capd at once, so a
+        // principal's live grants count its fetches in flight, not its fetches of the last minute
+        // (limits.grantsPerPrincipal). Best effort: an expiring grant ends anyway.
+        auto revoke = broker.revokeRequest();
+        revoke.setToken(tokenCopy);
+        return revoke.send().ignoreResult().catch_([](kj::Exception&&) {});
       });
     });
   }

@@ -24,7 +24,9 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: netd --control-socket PATH --capd-uid N --socket PATH [--uid N --gid N] [--vfio auto|none|PCI-ADDR]\n";
+    "usage: netd --control-socket PATH --capd-uid N --socket PATH [--uid N --gid N] [--vfio auto|none|PCI-ADDR]\n"
+    "            [--max-connections N]   TCP connections the stack holds at once (default 48; each TLS\n"
+    "                                    connection costs netd about 350 KiB: size it to the guest's memory)\n";
 
 
 }  // namespace
@@ -34,6 +36,7 @@ int main(int argc, char** argv) {
   std::string controlPath, appPath, vfio = "auto";
   unsigned long long capdUid = 0, uid = 0, gid = 0;
   bool haveCapd = false, drop = false, haveGid = false;
+  unsigned long long maxConnections = capnet::LwipLimits{}.maxConnections;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -52,6 +55,8 @@ int main(int argc, char** argv) {
       appPath = v;
     } else if (a == "--vfio") {
       vfio = v;
+    } else if (a == "--max-connections" && capnet::cli::parseUint(v, 4096, maxConnections) && maxConnections > 0) {
+      // parsed
     } else if (a == "--capd-uid" && capnet::cli::parseUint(v, 4294967294ul, capdUid)) {
       haveCapd = true;
     } else if (a == "--uid" && capnet::cli::parseUint(v, 4294967294ul, uid)) {
@@ -92,7 +97,8 @@ int main(int argc, char** argv) {
       } else {
         link = std::make_unique<capnet::VirtioLink>(std::move(nic).value());
         capnet::audit("netd", "nic", {{"device", link->nic().describe()}});
-        stack = kj::heap<capnet::LwipStack>(io.unixEventPort, io.provider->getTimer(), *link, capnet::Ipv4Config{});
+        stack = kj::heap<capnet::LwipStack>(io.unixEventPort, io.provider->getTimer(), *link, capnet::Ipv4Config{},
+                                            capnet::LwipLimits{static_cast<size_t>(maxConnections)});
       }
     }
   }

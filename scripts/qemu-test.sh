@@ -67,6 +67,7 @@ run_profile() {
   case "$(value "$p.state")" in
     devnet-on) cp "$here/config/devnet-on.json" "$stage/config/network.json" ;;
     hostile) cp "$here/config/hostile.json" "$stage/config/network.json" ;;
+    load) cp "$here/config/load.json" "$stage/config/network.json" ;;
     empty|"") ;;
     *) echo "qemu-test: $p: unknown state '$(value "$p.state")'" >&2; return 2 ;;
   esac

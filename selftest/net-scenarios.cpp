@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -979,6 +980,173 @@ Report faultsSurvived(Context& ctx) {
                                   ",fetchd:" + std::to_string(fetchdKills) + " fetches=" + std::to_string(outcomes.size())};
 }
 
+// ---- The load benchmark (profile `load`, scripts/load-bench.sh) ---------------------------------------
+
+struct Footprint {
+  long rssKb = 0;
+  long fds = 0;
+};
+
+Footprint footprintOf(const std::string& name) {
+  Footprint f;
+  pid_t pid = pidOf(name);
+  if (pid == 0) return f;
+  if (FILE* st = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof(line), st) != nullptr) {
+      if (std::strncmp(line, "VmRSS:", 6) == 0) f.rssKb = std::strtol(line + 6, nullptr, 10);
+    }
+    std::fclose(st);
+  }
+  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
+    while (dirent* e = ::readdir(d)) f.fds += e->d_name[0] != '.';
+    ::closedir(d);
+  }
+  return f;
+}
+
+Report loadBench(Context& ctx) {
+  std::string detail;
+  if (!stackUp(ctx, detail)) return Report{Outcome::kPlaceholder, "no-os-stack"};
+  long fetches = 10000;
+  if (FILE* f = std::fopen("/state/load/fetches", "r")) {
+    if (std::fscanf(f, "%ld", &fetches) != 1) fetches = 10000;
+    std::fclose(f);
+  }
+  const char* kUrl = "http://devnet.test/";
+  const char* kDaemons[] = {"capd", "netd", "fetchd"};
+  // One round of 256 TLS connections through netd, all open at once, each then exchanging a
+  // request and its response.
+  constexpr int kConcurrent = 256;
+  struct TlsRound {
+    long connected = 0, exchanged = 0, errors = 0;
+    double seconds = 0;
+    long netdOpenRssKb = 0;
+    std::string firstError;
+  };
+  auto tlsRound = [&]() {
+    TlsRound out;
+    auto t0 = std::chrono::steady_clock::now();
+    auto g = requestGrant(ctx, kSelftestUid, "tls", kFixtureHost, 443);
+    Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+    if (!g.ok || !netd.ok()) {
+      out.errors = kConcurrent;
+      out.firstError = "no tls grant: " + g.refusal + netd.error();
+      return out;
+    }
+    std::vector<idl::ByteStream::Client> streams;
+    for (int i = 0; i < kConcurrent; ++i) {
+      auto req = netd.as<idl::NetConnect>().connectRequest();
+      req.setGrant(g.token);
+      req.setHost(kFixtureHost);
+      req.setPort(443);
+      req.setUseTls(true);
+      auto resp = req.send().wait(ctx.io.waitScope);
+      auto r = resp.getResult();
+      if (r.isConnected()) {
+        streams.push_back(r.getConnected().getStream());
+      } else {
+        ++out.errors;
+        if (out.firstError.empty()) out.firstError = refusalName(r.getRefused().getReason()) + " " + r.getRefused().getDetail().cStr();
+      }
+    }
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out.connected = static_cast<long>(streams.size());
+    out.netdOpenRssKb = footprintOf("netd").rssKb;
+    kj::Vector<kj::Promise<void>> writes;
+    for (auto& st : streams) {
+      auto w = st.writeRequest();
+      w.setData(kj::StringPtr("GET / HTTP/1.1\r\nHost: devnet.test\r\n\r\n").asBytes());
+      writes.add(w.send().ignoreResult());
+    }
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { kj::joinPromises(writes.releaseAsArray()).wait(ctx.io.waitScope); })) {
+      ++out.errors;
+      if (out.firstError.empty()) out.firstError = e->getDescription().cStr();
+    }
+    for (auto& st : streams) {
+      std::string got;
+      auto failed = kj::runCatchingExceptions([&]() {
+        for (int k = 0; k < 64 && got.find("capnet devnet fixture over TLS") == std::string::npos; ++k) {
+          auto rd = st.readRequest();
+          rd.setMaxBytes(65536);
+          auto resp = rd.send().wait(ctx.io.waitScope);
+          got.append(reinterpret_cast<const char*>(resp.getData().begin()), resp.getData().size());
+          if (resp.getEof()) break;
+        }
+      });
+      if (failed == nullptr && got.find("capnet devnet fixture over TLS") != std::string::npos) {
+        ++out.exchanged;
+      } else {
+        ++out.errors;
+      }
+    }
+    streams.clear();
+    return out;   // the netd session (and with it anything left of the round) ends here
+
+  };
+  // Warm-up: one round of the same workload (256 TLS connections, 200 fetches), so that allocators,
+  // caches and lwIP's pools reach their working size; "flat" compares the end with this.
+  Footprint netdIdle = footprintOf("netd");
+  TlsRound warmTls = tlsRound();
+  long warmErrors = warmTls.errors;
+  for (int i = 0; i < 200; ++i) warmErrors += boundedFetch(ctx, kUrl) != "ok";
+  ::usleep(500000);
+  std::map<std::string, Footprint> warm;
+  for (const char* d : kDaemons) warm[d] = footprintOf(d);
+
+  // 1. The measured round of TLS connections.
+  TlsRound tls = tlsRound();
+  long tlsErrors = tls.errors;
+  std::string firstTlsError = tls.firstError;
+  long connected = tls.connected, exchanged = tls.exchanged;
+  double handshakeSeconds = tls.seconds;
+  // netd's memory per open TLS connection: its RSS with all of them open, over its RSS before the
+  // first round (a lower bound of what one connection holds; allocator slack is not returned).
+  long perConnKb = connected > 0 ? (std::max(tls.netdOpenRssKb, warmTls.netdOpenRssKb) - netdIdle.rssKb) / connected : 0;
+
+  // 2. Sequential fetches through fetchd.
+  long fetchErrors = 0;
+  std::string firstFetchError;
+  auto t1 = std::chrono::steady_clock::now();
+  for (long i = 0; i < fetches; ++i) {
+    std::string o = boundedFetch(ctx, kUrl);
+    if (o != "ok") {
+      ++fetchErrors;
+      if (firstFetchError.empty()) firstFetchError = o;
+    }
+    if ((i + 1) % 1000 == 0) {
+      std::printf("load: progress fetches=%ld errors=%ld\n", i + 1, fetchErrors);
+      std::fflush(stdout);
+    }
+  }
+  double fetchSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  // Let the last connections' teardown finish before the final sample.
+  ::usleep(500000);
+
+  bool flat = true;
+  std::printf("load: tls concurrent=%d connected=%ld exchanged=%ld errors=%ld handshakes=%.1f/s netd-rss-per-open-connection=%ld KiB%s%s\n",
+              kConcurrent, connected, exchanged, tlsErrors,
+              handshakeSeconds > 0 ? kConcurrent / handshakeSeconds : 0.0, perConnKb, firstTlsError.empty() ? "" : " first-error=",
+              firstTlsError.c_str());
+  std::printf("load: fetches=%ld errors=%ld seconds=%.1f per-second=%.1f warm-up-errors=%ld%s%s\n", fetches, fetchErrors, fetchSeconds,
+              fetchSeconds > 0 ? fetches / fetchSeconds : 0.0, warmErrors, firstFetchError.empty() ? "" : " first-error=",
+              firstFetchError.c_str());
+  for (const char* d : kDaemons) {
+    Footprint end = footprintOf(d);
+    const Footprint& w = warm[d];
+    double rssPct = w.rssKb > 0 ? 100.0 * static_cast<double>(end.rssKb - w.rssKb) / static_cast<double>(w.rssKb) : 0.0;
+    double fdPct = w.fds > 0 ? 100.0 * static_cast<double>(end.fds - w.fds) / static_cast<double>(w.fds) : 0.0;
+    bool ok = rssPct <= 5.0 && fdPct <= 5.0;
+    flat = flat && ok;
+    std::printf("load: %-6s rss-after-warm-up=%ld KiB rss-at-end=%ld KiB (%+.1f%%) fds-after-warm-up=%ld fds-at-end=%ld (%+.1f%%) %s\n", d,
+                w.rssKb, end.rssKb, rssPct, w.fds, end.fds, fdPct, ok ? "flat" : "GROWS");
+  }
+  std::fflush(stdout);
+  if (tlsErrors != 0 || fetchErrors != 0) return fail("errors under load: tls=" + std::to_string(tlsErrors) + " fetches=" + std::to_string(fetchErrors));
+  if (!flat) return fail("memory or descriptors grew more than 5% under load");
+  return Report{Outcome::kOk, "tls=" + std::to_string(kConcurrent) + " fetches=" + std::to_string(fetches)};
+}
+
 // ---- tls-interop: OpenSSL's s_server as the peer, curl on the host as the oracle -------------------
 // scripts/tls-interop.sh started one s_server per case, asked curl (same roots, name, TLS floor,
 // pins and date) for its verdict, and wrote the cases onto the state disk: "case NAME URL EXPECTED
@@ -1043,6 +1211,7 @@ std::vector<Scenario> netScenarios(const std::string& profile) {
   if (profile == "hostile") return {{"net hostile contained", hostileContained}};
   if (profile == "restart") return {{"daemon restart", daemonRestart}};
   if (profile == "faults") return {{"net faults survived", faultsSurvived}};
+  if (profile == "load") return {{"net load", loadBench}};
   if (profile == "https") {
     return {{"net https", httpsFetch},     {"net tls deny", tlsDeny},   {"web redirect", httpsRedirects},
             {"web body cap", httpsBodyCap}, {"web devnet nocap deny", httpsNoCap}, {"web url deny", urlDeny}};

@@ -109,6 +109,13 @@ class MintingBroker final : public idl::Broker::Server {
     f.setMaxRedirects(maxRedirects);
     return kj::READY_NOW;
   }
+  static inline int revokes = 0;
+  kj::Promise<void> revoke(RevokeContext context) override {
+    auto t = context.getParams().getToken();
+    if (t.size() == 16 && t[0] == kTokenByte) ++revokes;
+    context.getResults().setRevoked(true);
+    return kj::READY_NOW;
+  }
   static inline int grantRequests = 0;
   kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
     ++grantRequests;
@@ -338,4 +345,17 @@ TEST_CASE("real backend: a redirect hop reuses the grant and its connection is c
   auto loop = rig.fetch("http://devnet.test/redirect-loop");
   CHECK(loop.reason == idl::FetchRefusal::TOO_MANY_REDIRECTS);
   CHECK(rig.stack.openAtConnect == 0);
+}
+
+TEST_CASE("real backend: a fetch gives its grant back when it ends, answered or refused (live grants count fetches in flight)") {
+  Rig rig;
+  MintingBroker::revokes = 0;
+  MintingBroker::grantRequests = 0;
+  CHECK_FALSE(rig.fetch("http://devnet.test/").refused);
+  CHECK(MintingBroker::revokes == 1);
+  CHECK(rig.fetch("http://devnet.test/redirect-cross").refused);   // refused after the grant was used
+  CHECK(MintingBroker::revokes == 2);
+  CHECK_FALSE(rig.fetch("http://devnet.test/redirect-same").refused);   // every hop, one grant, one revoke
+  CHECK(MintingBroker::revokes == 3);
+  CHECK(MintingBroker::grantRequests == 3);
 }
