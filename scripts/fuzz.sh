@@ -14,7 +14,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$here/build-fuzz"
-targets=(config url cert pem broker)
+targets=(config url cert pem broker trust-manager virtq http fetchd-rpc netd-rpc tls frames)
 
 if [[ "${1:-}" == "--list" ]]; then
   printf '%s\n' "${targets[@]}"
@@ -31,16 +31,18 @@ cmake --build "$build" --target fuzz-all tls-certs >/dev/null
 mkdir -p "$build/artifacts"
 
 run() {   # run TARGET SECONDS
-  local t=$1 secs=$2 scratch="$build/corpus/$1" out
+  local t=$1 secs=$2 scratch="$build/corpus/$1" out dict=()
   [[ -x "$build/fuzz/fuzz-$t" ]] || { echo "fuzz: unknown target '$t' (see --list)" >&2; exit 2; }
+  [[ -f "$here/fuzz/$t.dict" ]] && dict=(-dict="$here/fuzz/$t.dict")   # fuzz/TARGET.dict, when there is one
   mkdir -p "$scratch"
   out=$(cd "$build" && ASAN_OPTIONS=detect_leaks=0 "$build/fuzz/fuzz-$t" -max_total_time="$secs" -rss_limit_mb=2048 \
-          -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" "$scratch" "$here/fuzz/corpus/$t" 2>&1) || {
+          "${dict[@]}" -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" "$scratch" "$here/fuzz/corpus/$t" 2>&1) || {
     echo "$out" | tail -40
     echo "fuzz: $t FAILED (reproducer in $build/artifacts/)"
     return 1
   }
-  echo "fuzz: $t ok executions=$(echo "$out" | sed -n 's/^stat::number_of_executed_units: //p') seconds=$secs"
+  echo "fuzz: $t ok executions=$(echo "$out" | sed -n 's/^stat::number_of_executed_units: //p') seconds=$secs" \
+       "$(echo "$out" | grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' | tail -1 | grep -o 'cov: [0-9]*')"
 }
 
 replay() {   # replay TARGET: each committed input once

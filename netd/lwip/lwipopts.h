@@ -73,6 +73,10 @@
 #define LWIP_RAND()                     capnet_lwip_rand()
 #define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) \
   capnet_lwip_tcp_isn(local_ip, local_port, remote_ip, remote_port)
+/* Segments of a synchronised connection far outside any window are dropped before lwIP sees them
+ * (capnet-lwip-hooks.h: lwIP 2.1.3 crashes on one exactly 2^31 past rcv_nxt). */
+#define LWIP_HOOK_TCP_INPACKET_PCB(pcb, hdr, optlen, opt1len, opt2, p) \
+  capnet_lwip_tcp_inpacket(pcb, hdr, optlen, opt1len, opt2, p)
 
 /* Checksums are generated and checked in software (the virtio device offers no offload we use). */
 #define CHECKSUM_GEN_IP                 1

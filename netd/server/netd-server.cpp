@@ -396,7 +396,7 @@ class NetConnectImpl final : public idl::NetConnect::Server {
                                    {"address", formatIpv4(grant.getAddress())}, {"tls", useTls ? "yes" : "no"}});
     return netd_.stack()
         .connect(grant.getAddress(), port, grant.getConnectTimeoutMs())
-        .then([this, context, grant, host, port, useTls, serverName, slot = kj::mv(slot)](
+        .then([this, context, grant, host, useTls, serverName, slot = kj::mv(slot)](
                   Result<kj::Own<TcpConnection>, ConnectError> r) mutable -> kj::Promise<void> {
           // `grant` reads the copy attached to this chain below.
           if (!r.ok()) {

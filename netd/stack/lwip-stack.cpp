@@ -17,6 +17,8 @@ extern "C" {
 #include "lwip/init.h"
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/prot/tcp.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
@@ -46,6 +48,16 @@ extern "C" u32_t capnet_lwip_rand(void) {
 extern "C" u32_t capnet_lwip_tcp_isn(const ip_addr_t*, u16_t, const ip_addr_t*, u16_t) {
   // A fresh random ISN per connection (RFC 6528's goal, unpredictability, without its clock).
   return capnet_lwip_rand();
+}
+
+extern "C" s8_t capnet_lwip_tcp_inpacket(struct tcp_pcb* pcb, struct tcp_hdr* hdr, u16_t, u16_t, u8_t*, struct pbuf*) {
+  // A listening pcb is a tcp_pcb_listen (no receive state); before the handshake completes there is
+  // no rcv_nxt to compare with.
+  if (pcb == nullptr || pcb->state == LISTEN || pcb->state == CLOSED || pcb->state == SYN_SENT) return ERR_OK;
+  const u32_t seqno = hdr->seqno;   // already in host order (tcp_input converted it)
+  const u32_t distance = seqno - pcb->rcv_nxt;
+  const bool near = distance < (1u << 30) || distance > 0u - (1u << 30);
+  return near ? ERR_OK : ERR_VAL;
 }
 
 extern "C" void capnet_lwip_assert(const char* message, const char* file, int line) {

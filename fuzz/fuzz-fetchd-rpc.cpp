@@ -1,0 +1,72 @@
+// Cap'n Proto messages from a hostile app into fetchd's Fetcher bootstrap (fetchd/fetchd.cpp:
+// Fetchd::connectionFor, the gated FetcherImpl::fetch) over an in-process connection with the
+// reader limits fetchd's socket uses. Behind fetchd the world is in process (rig:
+// fuzz/fuzz-fetchd-rig.h): a fake capd that allows and mints, the real Netd, and an origin that
+// answers every request with a small valid response, so a well-formed fetch runs to the sink
+// (the peer's own capability, which it never answers: calls back to it wait on the peer).
+// The input is the raw byte stream the app sends (seeds: fuzz/make-seeds.cpp). The harness runs
+// everything the input set off (all of it is in-memory events) before ending the peer's side.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "fuzz/fuzz-fetchd-rig.h"
+
+using namespace capnet;
+
+namespace {
+
+kj::AsyncIoContext* gIo = nullptr;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  gIo = new kj::AsyncIoContext(kj::setupAsyncIo());
+  // The trail is not what is fuzzed (FUZZ_AUDIT=1 shows it, to see how far an input gets).
+  if (::getenv("FUZZ_AUDIT") == nullptr) setAuditSink([](const std::string&) {});
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto& io = *gIo;
+  FetchLimits limits;
+  limits.totalTimeoutMs = 2000;
+  {
+    fuzzrig::FetchdWorld world(*io.provider, limits);
+    world.origin.responder = [](size_t) {
+      return std::string("HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\n\r\nhello\n");
+    };
+    // The socket's factory, as fetchd's main runs it: capd describes the caller first.
+    auto bootstrap = world.fetchd->connectionFor(fuzzrig::kAppUid).wait(io.waitScope);
+    KJ_IF_MAYBE(cap, bootstrap) {
+      auto pipe = io.provider->newTwoWayPipe();
+      capnp::ReaderOptions options;
+      options.traversalLimitInWords = 1u << 16;   // the socket limits (common/rpc-server.h)
+      options.nestingLimit = 16;
+      capnp::TwoPartyVatNetwork network(*pipe.ends[0], capnp::rpc::twoparty::Side::SERVER, options);
+      auto rpc = capnp::makeRpcServer(network, kj::mv(*cap));
+      rpc.setFlowLimit(1u << 16);
+      auto& peer = *pipe.ends[1];
+      auto buffer = kj::heapArray<kj::byte>(4096);
+      kj::Function<kj::Promise<void>()> drain = [&]() -> kj::Promise<void> {
+        return peer.tryRead(buffer.begin(), 1, buffer.size()).then([&](size_t n) -> kj::Promise<void> {
+          if (n == 0) return kj::READY_NOW;
+          return drain();
+        });
+      };
+      auto draining = drain().eagerlyEvaluate([](kj::Exception&&) {});
+      // The app writes everything; what it set off runs to quiescence; then it ends its side.
+      auto writing = peer.write(data, size).then([]() {}, [](kj::Exception&&) {}).eagerlyEvaluate(nullptr);
+      io.waitScope.poll();
+      io.waitScope.poll();
+      peer.shutdownWrite();
+      auto done = network.onDisconnect();
+      io.provider->getTimer().timeoutAfter(2 * kj::SECONDS, kj::mv(done)).then([]() {}, [](kj::Exception&&) {})
+          .wait(io.waitScope);
+    }
+    io.waitScope.poll();
+  }
+  io.waitScope.poll();
+  return 0;
+}

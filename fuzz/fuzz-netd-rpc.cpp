@@ -1,0 +1,115 @@
+// Cap'n Proto messages from a hostile app into netd's app-facing bootstrap (netd/server/
+// netd-server.cpp: Netd::netConnectFor, the gated NetConnect) over an in-process connection,
+// through the same RPC layer and reader limits netd's app socket uses. A registered grant
+// (token 0x42 x16, tcp devnet.test:7) lets a well-formed connect succeed, so pipelined calls reach
+// the ByteStream netd hands out (read, write, shutdownWrite, close) over an in-memory echo peer.
+// The input is the raw byte stream the app sends (seeds: fuzz/make-seeds.cpp).
+// Each input gets a fresh Netd (grants, streams, policy), so inputs are independent.
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "common/audit.h"
+#include "netd/memory-connection.h"
+#include "netd/server/netd-server.h"
+#include "netd/tests/test-support.h"
+
+namespace {
+
+constexpr uid_t kCapd = 1001, kApp = 2000;
+
+// The TCP stack under netd: every connect to port 7 reaches an echo peer in memory; any other
+// port is refused (RST), so both outcomes of a connect are reachable.
+class EchoStack final : public capnet::TcpStack {
+ public:
+  struct Ignore : kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&&) override {}
+  } ignore;
+  kj::TaskSet tasks{ignore};
+  ~EchoStack() noexcept override {}
+  bool up() const override { return true; }
+  std::string detail() const override { return "memory echo"; }
+  kj::Promise<capnet::Result<kj::Own<capnet::TcpConnection>, capnet::ConnectError>> connect(uint32_t, uint16_t port,
+                                                                                           uint32_t) override {
+    using R = capnet::Result<kj::Own<capnet::TcpConnection>, capnet::ConnectError>;
+    if (port != 7) return R(capnet::fail(capnet::ConnectError::kRefused, "refused"));
+    auto [client, server] = capnet::newMemoryConnectionPair(4096);
+    tasks.add(echo(kj::mv(server)));
+    return R(kj::Own<capnet::TcpConnection>(kj::mv(client)));
+  }
+  static kj::Promise<void> echo(kj::Own<capnet::MemoryConnection> c) {
+    auto& conn = *c;
+    return conn.read(4096).then([&conn, c = kj::mv(c)](capnet::ReadResult r) mutable -> kj::Promise<void> {
+      if (r.eof) return conn.shutdownWrite().attach(kj::mv(c));
+      auto data = kj::mv(r.data);
+      auto bytes = data.asPtr();
+      return conn.write(bytes).attach(kj::mv(data)).then([c = kj::mv(c)]() mutable { return echo(kj::mv(c)); });
+    });
+  }
+};
+
+struct World {
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  capnet::FakeClock clock{0};
+  World() {
+    // The trail is not what is fuzzed (FUZZ_AUDIT=1 shows it, to see how far an input gets).
+    if (::getenv("FUZZ_AUDIT") == nullptr) capnet::setAuditSink([](const std::string&) {});
+  }
+};
+
+World* gWorld = nullptr;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  gWorld = new World();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  World& w = *gWorld;
+  auto stack = kj::heap<EchoStack>();
+  auto netd = kj::heap<capnet::Netd>(w.clock, w.io.provider->getTimer(), *stack, kCapd);
+  auto control = netd->controlFor(kCapd);   // a live capd session that announced the policy:
+  capnet::NetdPolicy policy;
+  policy.devnetEnabled = true;
+  policy.generation = 1;
+  policy.principals[kApp] = {"net.tcp.connect"};
+  netd->announce(policy);
+  auto grant = capnet::testing::testGrant(0x42, kApp, "tcp", 60000);   // tcp devnet.test:7
+  capnet::testing::addGrant(*netd, grant);
+  {
+    auto pipe = w.io.provider->newTwoWayPipe();
+    capnp::ReaderOptions options;
+    options.traversalLimitInWords = 1u << 16;   // netd's socket limits (common/rpc-server.h)
+    options.nestingLimit = 16;
+    capnp::TwoPartyVatNetwork network(*pipe.ends[0], capnp::rpc::twoparty::Side::SERVER, options);
+    auto rpc = capnp::makeRpcServer(network, capnp::Capability::Client(netd->netConnectFor(kApp)));
+    rpc.setFlowLimit(1u << 16);
+    auto& peer = *pipe.ends[1];
+    // The app writes everything, then ends its side; whatever netd answers is read and dropped.
+    auto writing = peer.write(data, size).then([&peer]() { peer.shutdownWrite(); });
+    auto buffer = kj::heapArray<kj::byte>(4096);
+    kj::Function<kj::Promise<void>()> drain = [&]() -> kj::Promise<void> {
+      return peer.tryRead(buffer.begin(), 1, buffer.size()).then([&](size_t n) -> kj::Promise<void> {
+        if (n == 0) return kj::READY_NOW;
+        return drain();
+      });
+    };
+    auto draining = drain().eagerlyEvaluate([](kj::Exception&&) {});
+    auto done = writing.catch_([](kj::Exception&&) {}).then([&network]() { return network.onDisconnect(); });
+    w.io.provider->getTimer().timeoutAfter(2 * kj::SECONDS, kj::mv(done)).then([]() {}, [](kj::Exception&&) {})
+        .wait(w.io.waitScope);
+  }
+  // Let the echo peers see their connections end before netd goes.
+  w.io.waitScope.poll();
+  control = nullptr;
+  netd = nullptr;
+  w.io.waitScope.poll();
+  return 0;
+}
