@@ -1,5 +1,7 @@
 #include <capnp/rpc-twoparty.h>
 #include <doctest/doctest.h>
+
+#include "common/tests/temp-dir.h"
 #include <kj/async-io.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -81,18 +83,8 @@ class FakeNetd final : public NetdLink {
   }
 };
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/capd-test-XXXXXX";
-    path = mkdtemp(t);
-    chmod(path.c_str(), 0755);   // other test uids must reach the socket.
-  }
-  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(path + "/" + name) << text;
-    return path + "/" + name;
-  }
+struct TempDir : capnet::testing::TempDir {
+  TempDir() : capnet::testing::TempDir("capd-test") {}
 };
 
 std::string configJson(bool devnet, uid_t appUid) {

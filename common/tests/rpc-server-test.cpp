@@ -3,6 +3,8 @@
 // hand from a thread; the server runs on this thread's KJ loop.
 #include <capnp/rpc-twoparty.h>
 #include <doctest/doctest.h>
+
+#include "common/tests/temp-dir.h"
 #include <kj/async-io.h>
 #include <unistd.h>
 
@@ -22,16 +24,8 @@ using namespace capnet::testing;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/rpc-server-test-XXXXXX";
-    path = ::mkdtemp(t);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
+struct TempDir : capnet::testing::TempDir {
+  TempDir() : capnet::testing::TempDir("rpc-server-test") {}
 };
 
 struct Captured {

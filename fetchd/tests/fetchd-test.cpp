@@ -1,5 +1,7 @@
 #include <capnp/rpc-twoparty.h>
 #include <doctest/doctest.h>
+
+#include "common/tests/temp-dir.h"
 #include <kj/async-io.h>
 #include <unistd.h>
 
@@ -89,6 +91,7 @@ struct Captured {
 
 struct Rig {
   kj::AsyncIoContext io = kj::setupAsyncIo();
+  capnet::testing::TempDir tmp{"fetchd-test"};
   std::string dir;
   FakeBroker* broker = nullptr;
   kj::Own<UnixRpcServer> capd;
@@ -96,8 +99,7 @@ struct Rig {
   HttpStub stub{std::string(CAPNET_SOURCE_DIR) + "/selftest/fixtures/web"};
   kj::Own<Fetchd> fetchd;
   Rig(bool capdUp = true) {
-    char t[] = "/tmp/fetchd-test-XXXXXX";
-    dir = mkdtemp(t);
+    dir = tmp.path;
     if (capdUp) {
       capd = kj::heap<UnixRpcServer>(*io.provider, "capd", RpcLimits{}, [this](const PeerCredentials&) {
         auto b = kj::heap<FakeBroker>();
@@ -110,7 +112,6 @@ struct Rig {
     fetchd = kj::heap<Fetchd>(*io.provider, io.provider->getTimer(), FetchdPaths{dir + "/capd.sock", dir + "/netd.sock"},
                               stub, FetchLimits{});
   }
-  ~Rig() { std::system(("rm -rf '" + dir + "'").c_str()); }
 
   struct Out {
     bool refused = false;

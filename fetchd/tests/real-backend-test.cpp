@@ -2,6 +2,8 @@
 // server, its TCP stack replaced by in-memory connections to a scripted HTTP server), fetchd's
 // KJ HTTP client over netd's ByteStream.
 #include <doctest/doctest.h>
+
+#include "common/tests/temp-dir.h"
 #include <kj/async-io.h>
 #include <unistd.h>
 
@@ -149,6 +151,7 @@ class Sink final : public idl::BodySink::Server {
 
 struct Rig {
   kj::AsyncIoContext io = kj::setupAsyncIo();
+  capnet::testing::TempDir tmp{"fetchd-real"};
   std::string dir;
   FakeClock clock{0};
   HttpStack stack;
@@ -168,8 +171,7 @@ struct Rig {
         netdServer(*io.provider, "netd", RpcLimits{}, [this](const PeerCredentials& p) {
           return kj::Maybe<capnp::Capability::Client>(capnp::Capability::Client(netd.netConnectFor(p.uid)));
         }) {
-    char t[] = "/tmp/fetchd-real-XXXXXX";
-    dir = mkdtemp(t);
+    dir = tmp.path;
     stack.netd = &netd;
     control = netd.controlFor(getuid());   // a live capd session...
     // ...that turned devnet on, with this uid a principal, and registered the grant.
@@ -187,7 +189,6 @@ struct Rig {
     fetchd = kj::heap<Fetchd>(*io.provider, io.provider->getTimer(), FetchdPaths{dir + "/capd.sock", dir + "/netd.sock"},
                               stub, limits);
   }
-  ~Rig() { std::system(("rm -rf '" + dir + "'").c_str()); }
 
   struct Out {
     bool refused = false;

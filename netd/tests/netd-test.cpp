@@ -1,5 +1,7 @@
 #include <capnp/rpc-twoparty.h>
 #include <doctest/doctest.h>
+
+#include "common/tests/temp-dir.h"
 #include <kj/async-io.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -79,13 +81,8 @@ struct Captured {
   }
 };
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/netd-test-XXXXXX";
-    path = mkdtemp(t);
-  }
-  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+struct TempDir : capnet::testing::TempDir {
+  TempDir() : capnet::testing::TempDir("netd-test") {}
 };
 
 using capnet::testing::ControlLink;

@@ -1,4 +1,6 @@
 #include <doctest/doctest.h>
+
+#include "common/tests/temp-dir.h"
 #include <sys/stat.h>
 #include <unistd.h>
 #include <chrono>
@@ -38,15 +40,13 @@ constexpr int64_t kNow = 1780272000000LL;
 std::string pki(const std::string& name) { return readAll(std::string(CAPNET_BUILD_DIR) + "/selftest/tls/" + name); }
 
 struct Dirs {
-  std::string base;
-  Roots roots;
+  capnet::testing::TempDir tmp{"trust-test"};
+  std::string base = tmp.path;
+  Roots roots{base + "/pkg", base + "/state"};
   Dirs() {
-    char t[] = "/tmp/trust-test-XXXXXX";
-    base = mkdtemp(t);
-    roots = Roots{base + "/pkg", base + "/state"};
-    std::system(("mkdir -p " + base + "/pkg/trust " + base + "/state/trust/installed").c_str());
+    tmp.dir("pkg/trust");
+    tmp.dir("state/trust/installed");
   }
-  ~Dirs() { std::system(("rm -rf '" + base + "'").c_str()); }
 };
 
 }  // namespace

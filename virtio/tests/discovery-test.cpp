@@ -1,4 +1,6 @@
 #include <doctest/doctest.h>
+
+#include "common/tests/temp-dir.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,15 +15,14 @@ using namespace capnet::virtio;
 namespace {
 
 struct FakeSysfs {
-  std::string root;
+  capnet::testing::TempDir tmp{"virtio-sysfs"};
+  std::string root = tmp.path;
   FakeSysfs() {
-    char t[] = "/tmp/virtio-sysfs-XXXXXX";
-    root = mkdtemp(t);
-    std::system(("mkdir -p " + root + "/bus/pci/devices " + root + "/bus/pci/drivers/vfio-pci " +
-                 root + "/bus/pci/drivers/virtio-pci " + root + "/kernel/iommu_groups/2 " + root +
-                 "/kernel/iommu_groups/3").c_str());
+    for (const char* d : {"bus/pci/devices", "bus/pci/drivers/vfio-pci", "bus/pci/drivers/virtio-pci",
+                          "kernel/iommu_groups/2", "kernel/iommu_groups/3"}) {
+      tmp.dir(d);
+    }
   }
-  ~FakeSysfs() { std::system(("rm -rf '" + root + "'").c_str()); }
   void device(const std::string& addr, const std::string& vendor, const std::string& dev, const std::string& driver, int group) {
     std::string d = root + "/bus/pci/devices/" + addr;
     ::mkdir(d.c_str(), 0755);

@@ -1,6 +1,8 @@
 // netd's TLS client against the real tls-fixture program (a wolfSSL server) over a socket pair,
 // with the guest's clock pinned at 2026-06-01 and the test PKI the build generates.
 #include <doctest/doctest.h>
+
+#include "common/tests/temp-dir.h"
 #include <kj/async-io.h>
 #include <kj/encoding.h>
 #include <sys/socket.h>
@@ -94,17 +96,16 @@ struct Fixture {
 struct Rig {
   kj::AsyncIoContext io = kj::setupAsyncIo();
   FakeClock clock{kGuestNow};
-  std::string roots;
+  capnet::testing::TempDir tmp{"tls-roots"};
+  std::string roots = tmp.path;
   kj::Own<WolfTlsWrapper> tls;
   Rig() {
-    char t[] = "/tmp/tls-roots-XXXXXX";
-    roots = mkdtemp(t);
-    std::system(("mkdir -p " + roots + "/pkg/trust " + roots + "/state/trust/installed").c_str());
+    tmp.dir("pkg/trust");
+    tmp.dir("state/trust/installed");
     std::ifstream in(pki() + "/ca.pem");
     std::ofstream(roots + "/pkg/trust/root.pem") << in.rdbuf();
     tls = kj::heap<WolfTlsWrapper>(io.provider->getTimer(), clock, Roots{roots + "/pkg", roots + "/state"});
   }
-  ~Rig() { std::system(("rm -rf '" + roots + "'").c_str()); }
 
   std::variant<TlsSession, TlsFailure> handshake(const std::string& cert, capnet::testing::TestGrant grant = {}, bool tls12Only = false) {
     Fixture f(cert, tls12Only);
