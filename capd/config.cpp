@@ -330,7 +330,14 @@ class Walker {
       uint32_t ignored;
       if (!parseIpv4Dotted(text, ignored)) problem(path, "not an IPv4 address");
     } else if (format == "hostname") {
-      if (!isHostname(text)) problem(path, "not a host or principal name (letters, digits, '-', '.', '_')");
+      if (!isHostname(text)) {
+        problem(path, "not a host or principal name (letters, digits, '-', '.', '_')");
+      } else if (path.rfind("network.principals", 0) != 0 && !isUrlHost(text)) {
+        // Host names (the hosts map, TLS pins and exceptions) must be what the URL parser reads
+        // from a URL naming them: never an IPv4 address in another spelling, never bad punycode.
+        auto h = parseHost(text);
+        problem(path, h.ok() ? "a URL naming it reaches " + h.value() + ", not this name" : "not a host name a URL can name (" + h.message() + ")");
+      }
     } else if (format == "date") {
       int64_t ignored;
       if (!parseDate(text, ignored)) problem(path, "not a date (YYYY-MM-DD)");
@@ -434,8 +441,12 @@ bool isHostname(std::string_view text) {
               c == '-' || c == '_';
     if (!ok || ++label > 63) return false;
   }
-  // The one URL parser must read it as this name (not as an IPv4 address, not refused: "127.1" or
-  // "xn--zz" would never match a URL's host).
+  return true;
+}
+
+bool isUrlHost(std::string_view text) {
+  // The one URL parser reads it as this same name (not as an IPv4 address, not refused: "127.1"
+  // or "xn--zz" would never match a URL's host).
   auto h = parseHost(text);
   return h.ok() && h.value().size() == text.size() &&
          std::equal(text.begin(), text.end(), h.value().begin(),

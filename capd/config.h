@@ -57,9 +57,12 @@ std::variant<std::shared_ptr<const ConfigDocument>, ConfigProblems> parseConfig(
 std::variant<std::shared_ptr<const ConfigDocument>, ConfigProblems> loadConfigFile(const std::string& path);
 
 // Semantic helpers shared with the policy.
-// A host or principal name: letters, digits, '-', '_', dot-separated, that the URL parser
-// (common/url.h) reads as this same name. IPv4 addresses: parseIpv4Dotted (common/url.h).
+// A host or principal name: letters, digits, '-', '_', dot-separated. IPv4 addresses:
+// parseIpv4Dotted (common/url.h).
 bool isHostname(std::string_view text);
+// A host name the URL parser (common/url.h) reads as this same name: what the hosts map, pins and
+// TLS exceptions must be ("127.1" is an IPv4 address to a URL, "xn--zz" is refused).
+bool isUrlHost(std::string_view text);
 // "YYYY-MM-DD" -> ms since the epoch at 00:00 UTC of that day.
 bool parseDate(std::string_view text, int64_t& msSinceEpoch);
 // Standard base64 (with padding) -> bytes.

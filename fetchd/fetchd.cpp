@@ -152,6 +152,10 @@ class FetcherImpl final : public idl::Fetcher::Server {
         .timeoutAfter(limits.totalTimeoutMs * kj::MILLISECONDS, kj::mv(work))
         .attach(kj::mv(slot))
         .catch_([this, context, url](kj::Exception&& e) mutable -> kj::Promise<void> {
+          // A response already written (the body delivered) stands: only what comes after it (the
+          // grant's return) was cut short.
+          auto written = context.getResults().getResult();
+          if (written.isResponse() && written.getResponse().getStatus() != 0) return kj::READY_NOW;
           bool timedOut = std::string(e.getDescription().cStr()).find("timed out") != std::string::npos;
           // A daemon fetchd was talking to died under the call (capd while granting: the only
           // call outside the netd hop, which types its own failures).
@@ -280,11 +284,9 @@ class FetcherImpl final : public idl::Fetcher::Server {
               }
               return http(context, res.getConnected().getStream(), url, sink, head, limits, redirects);
             }).attach(kj::mv(netd));   // the connection to netd carries the stream: kept for this hop only.
-          },
-          [this, context, url](kj::Exception&& e) mutable -> kj::Promise<kj::Maybe<Url>> {
-            return refuse(context, url.host, idl::FetchRefusal::NETD_UNREACHABLE, e.getDescription().cStr())
-                .then([]() -> kj::Maybe<Url> { return nullptr; });
-          });
+          })
+          // Whatever fails in the hop (the dial, the connect, the exchange) is a typed refusal.
+          .catch_([this, context, url](kj::Exception&& e) mutable { return refuseHop(context, url, kj::mv(e), idl::FetchRefusal::NETD_UNREACHABLE); });
       // By the time this continuation runs, the hop above (stream, HTTP client, netd connection)
       // has been destroyed: the next hop opens only after this one closed.
       return hop.then([this, context, broker, sink, head, limits, redirects, tokenCopy = kj::mv(tokenCopy)](
@@ -297,7 +299,9 @@ class FetcherImpl final : public idl::Fetcher::Server {
         // (limits.grantsPerPrincipal). Best effort: an expiring grant ends anyway.
         auto revoke = broker.revokeRequest();
         revoke.setToken(tokenCopy);
-        return revoke.send().ignoreResult().catch_([](kj::Exception&&) {});
+        return fetchd_.timer()
+            .timeoutAfter(2 * kj::SECONDS, revoke.send().ignoreResult())
+            .catch_([](kj::Exception&&) {});
       });
     });
   }
@@ -384,22 +388,28 @@ class FetcherImpl final : public idl::Fetcher::Server {
             });
           })
           .attach(kj::mv(body)));
-    }, [this, context, url](kj::Exception&& e) mutable -> kj::Promise<kj::Maybe<Url>> {
-      // netd closed the stream under the fetch (capd lost, devnet off, the grant revoked or
-      // expired): that reason, typed; anything else the server sent is a bad response.
-      KJ_IF_MAYBE(closed, streamClosedReason(e)) {
-        idl::FetchRefusal why = *closed == idl::ConnectRefusal::CAPD_UNREACHABLE ? idl::FetchRefusal::CAPD_UNREACHABLE
-                                : *closed == idl::ConnectRefusal::DEVNET_OFF    ? idl::FetchRefusal::DEVNET_OFF
-                                                                                : idl::FetchRefusal::CONNECT_FAILED;
-        return refuse(context, url.host, why, e.getDescription().cStr(), *closed).then([]() -> kj::Maybe<Url> { return nullptr; });
-      }
-      if (e.getType() == kj::Exception::Type::DISCONNECTED) {
-        return refuse(context, url.host, idl::FetchRefusal::NETD_UNREACHABLE, e.getDescription().cStr())
-            .then([]() -> kj::Maybe<Url> { return nullptr; });
-      }
-      return refuse(context, url.host, idl::FetchRefusal::BAD_RESPONSE, e.getDescription().cStr())
-          .then([]() -> kj::Maybe<Url> { return nullptr; });
-    }).attach(kj::mv(io), kj::mv(table), kj::mv(client));   // destroyed in reverse: client first.
+    })
+    // Reading the response or its body, or writing to the sink, failed: typed (the stream's closing
+    // reason, netd gone) or the server's fault.
+    .catch_([this, context, url](kj::Exception&& e) mutable { return refuseHop(context, url, kj::mv(e), idl::FetchRefusal::BAD_RESPONSE); })
+    .attach(kj::mv(io), kj::mv(table), kj::mv(client));   // destroyed in reverse: client first.
+  }
+
+  // A failure during a hop, as the refusal it is: netd closed the stream under the fetch (capd
+  // lost, devnet off, the grant revoked or expired: that reason), netd went away (netdUnreachable),
+  // or `otherwise` (the server's fault in the exchange; netd's in the connect).
+  kj::Promise<kj::Maybe<Url>> refuseHop(FetchContext context, const Url& url, kj::Exception&& e, idl::FetchRefusal otherwise) {
+    auto none = []() -> kj::Maybe<Url> { return nullptr; };
+    KJ_IF_MAYBE(closed, streamClosedReason(e)) {
+      idl::FetchRefusal why = *closed == idl::ConnectRefusal::CAPD_UNREACHABLE ? idl::FetchRefusal::CAPD_UNREACHABLE
+                              : *closed == idl::ConnectRefusal::DEVNET_OFF    ? idl::FetchRefusal::DEVNET_OFF
+                                                                              : idl::FetchRefusal::CONNECT_FAILED;
+      return refuse(context, url.host, why, e.getDescription().cStr(), *closed).then(none);
+    }
+    if (e.getType() == kj::Exception::Type::DISCONNECTED) {
+      return refuse(context, url.host, idl::FetchRefusal::NETD_UNREACHABLE, e.getDescription().cStr()).then(none);
+    }
+    return refuse(context, url.host, otherwise, e.getDescription().cStr()).then(none);
   }
 
   // Streams the body to the sink chunk by chunk (each write waits for the sink: flow control).

@@ -90,7 +90,8 @@ prepare() {
   local tls="$BUILD/selftest/tls"
   command -v openssl >/dev/null && command -v curl >/dev/null && command -v faketime >/dev/null && command -v socat >/dev/null ||
     { echo "tls-interop: needs openssl, curl, faketime and socat (scripts/deps.sh installs them)" >&2; return 1; }
-  rm -rf "${WORK:?}"/* && mkdir -p "$WORK" "$STAGE/interop" "$STAGE/config"
+  # qemu-test.sh gives each run a fresh WORK (and writes this step's log into it).
+  mkdir -p "$WORK" "$STAGE/interop" "$STAGE/config"
   : > "$WORK/fixtures"
   : > "$WORK/pids"
   : > "$WORK/expect"

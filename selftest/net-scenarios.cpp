@@ -897,8 +897,11 @@ Report faultsSurvived(Context& ctx) {
   });
   auto finish = [&]() {
     stop = true;
-    loop.join();
+    if (loop.joinable()) loop.join();
   };
+  // Whatever ends this function (a return, or an exception from a call into a dying daemon), the
+  // loop is stopped and joined before the state it shares goes.
+  auto joinLoop = kj::defer([&]() { finish(); });
   std::string why;
   std::vector<std::string> notes;
   int capdKills = 0, netdKills = 0, fetchdKills = 0;
@@ -962,7 +965,9 @@ Report faultsSurvived(Context& ctx) {
     if (o == "ok") {
       ++ok;
       if (i >= before) ++okAtEnd;
-    } else if (o.rfind("refused:", 0) == 0) {
+    } else if (o == "refused:capd-unreachable" || o == "refused:netd-unreachable" || o == "refused:no-cap" ||
+               o == "refused:devnet-off" || (o.rfind("refused:connect-failed:", 0) == 0 && o != "refused:connect-failed:internal")) {
+      // The refusals a daemon's death may cause, each typed (connect-failed carries netd's reason).
       ++refused;
     } else if (o == "unreachable") {
       ++unreachable;

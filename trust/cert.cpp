@@ -1,5 +1,7 @@
 #include "trust/cert.h"
 
+#include "trust/der.h"
+
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/asn.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
@@ -23,15 +25,17 @@ bool dateMs(const byte* field, int fieldLen, int64_t& ms) {
   return true;
 }
 
+// The exact bit length of an RSAPublicKey's modulus (PKCS#1: SEQUENCE { INTEGER n, INTEGER e }).
 int rsaBits(const std::vector<uint8_t>& pkcs1) {
-  RsaKey key;
-  if (wc_InitRsaKey(&key, nullptr) != 0) return 0;
-  word32 idx = 0;
-  int bits = 0;
-  if (wc_RsaPublicKeyDecode(pkcs1.data(), &idx, &key, static_cast<word32>(pkcs1.size())) == 0) {
-    bits = wc_RsaEncryptSize(&key) * 8;
-  }
-  wc_FreeRsaKey(&key);
+  auto seq = der::read(pkcs1);
+  if (!seq || seq->tag != 0x30) return 0;
+  auto n = der::read(seq->contents);
+  if (!n || n->tag != 0x02) return 0;
+  auto m = n->contents;
+  while (!m.empty() && m.front() == 0) m = m.subspan(1);
+  if (m.empty()) return 0;
+  int bits = static_cast<int>(m.size() - 1) * 8;
+  for (uint8_t top = m.front(); top != 0; top >>= 1) ++bits;
   return bits;
 }
 
@@ -78,6 +82,15 @@ std::optional<ParsedCert> parseCert(std::span<const uint8_t> der) {
       out.keyType = KeyType::kOther;
   }
   out.sha1Signature = dc.signatureOID == CTC_SHAwRSA || dc.signatureOID == CTC_SHAwECDSA;
+  switch (dc.signatureOID) {
+    case CTC_SHA256wRSA: case CTC_SHA384wRSA: case CTC_SHA512wRSA:
+    case CTC_SHA256wECDSA: case CTC_SHA384wECDSA: case CTC_SHA512wECDSA:
+    case CTC_ED25519:
+      out.strongSignature = true;
+      break;
+    default:
+      break;   // MD5, SHA-1, SHA-224, RSA-PSS and anything else
+  }
   out.ekuPresent = dc.extExtKeyUsageSet;
   out.ekuServerAuth = (dc.extExtKeyUsage & EXTKEYUSE_SERVER_AUTH) != 0;
   out.isCa = dc.isCA;

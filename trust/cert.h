@@ -29,6 +29,7 @@ struct ParsedCert {
   uint32_t keyOid = 0;                // wolfCrypt's key algorithm sum (RSAk, ECDSAk, ED25519k)
   std::vector<uint8_t> publicKey;     // the key as wolfCrypt's signature check takes it
   bool sha1Signature = false;         // signed with SHA-1 (RSA or ECDSA)
+  bool strongSignature = false;       // signed with SHA-256/384/512 (RSA PKCS#1 v1.5 or ECDSA) or Ed25519
   bool ekuPresent = false;            // extendedKeyUsage present ...
   bool ekuServerAuth = false;         // ... and allows serverAuth
   bool isCa = false;                  // basicConstraints CA:TRUE, as wolfCrypt read it

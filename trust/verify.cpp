@@ -150,9 +150,13 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
         }
         peer.datesIgnored = true;
       }
-      // 3. No SHA-1 signature below the root.
+      // 3. Signatures below the root: SHA-256/384/512 with RSA or ECDSA, or Ed25519. SHA-1 is
+      //    named; MD5, SHA-224 and RSA-PSS are refused too (an allowlist, not a denylist).
       if (x.sha1Signature) {
         return refuse(VerifyFailure::kPolicyViolation, "a SHA-1 signature in the chain");
+      }
+      if (!x.strongSignature) {
+        return refuse(VerifyFailure::kPolicyViolation, std::string(what) + " has a signature algorithm capnet does not accept");
       }
     }
     // 4. Keys: RSA >= 2048 bits, ECDSA P-256 or P-384, Ed25519.
@@ -179,10 +183,17 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
       return refuse(VerifyFailure::kPolicyViolation,
                     std::string(what) + " allows " + std::to_string(*ca.pathLen) + " intermediates below it (pathLenConstraint)");
     }
-    // Name constraints bind the leaf's DNS names (and the host).
+    // Name constraints bind the leaf's DNS names and IP addresses (and the host).
     if (ca.hasNameConstraints) {
+      std::vector<std::string> addresses = ext[0].ipAddresses;
+      if (auto host = ipv4Literal(policy.host)) addresses.push_back(*host);
+      for (const auto& a : addresses) {
+        if (!ipWithinConstraints(a, ca)) {
+          return refuse(VerifyFailure::kPolicyViolation, "an IP address of the certificate is outside a CA's name constraints");
+        }
+      }
       std::vector<std::string> names = ext[0].dnsNames;
-      names.push_back(policy.host);
+      if (!ipv4Literal(policy.host)) names.push_back(policy.host);
       for (const auto& n : names) {
         for (const auto& x : ca.excludedDns) {
           if (dnsWithin(n, x)) return refuse(VerifyFailure::kPolicyViolation, n + " is excluded by a CA's name constraints");
@@ -196,7 +207,9 @@ Result<VerifiedPeer, VerifyFailure> verifyChain(const std::vector<std::string>& 
   }
 
   // 7. The leaf names the host in its subjectAltName; the common name is never consulted.
-  if (ext[0].dnsNames.empty()) return refuse(VerifyFailure::kPolicyViolation, "the certificate has no subjectAltName");
+  if (ext[0].dnsNames.empty() && ext[0].ipAddresses.empty()) {
+    return refuse(VerifyFailure::kPolicyViolation, "the certificate has no subjectAltName");
+  }
   if (!hostMatches(ext[0], policy.host)) {
     return refuse(VerifyFailure::kHostnameMismatch, "the certificate does not name " + policy.host);
   }

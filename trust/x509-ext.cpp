@@ -81,14 +81,18 @@ bool parseKeyUsage(std::span<const uint8_t> value, CertExtensions& out) {
   return true;
 }
 
-bool parseSubtrees(std::span<const uint8_t> contents, std::vector<std::string>& dns) {
+bool parseSubtrees(std::span<const uint8_t> contents, std::vector<std::string>& dns, std::vector<std::string>& ip) {
   auto subtrees = children(contents);
   if (!subtrees) return false;
   for (const auto& st : *subtrees) {
     if (st.tag != 0x30) return false;
     auto base = der::read(st.contents);
     if (!base) return false;
-    if (base->tag == 0x82) dns.push_back(lower(base->contents));   // dNSName; other forms do not constrain DNS names.
+    if (base->tag == 0x82) dns.push_back(lower(base->contents));   // dNSName
+    if (base->tag == 0x87) {                                        // iPAddress: address and mask
+      if (base->contents.size() != 8 && base->contents.size() != 32) return false;
+      ip.emplace_back(reinterpret_cast<const char*>(base->contents.data()), base->contents.size());
+    }
   }
   return true;
 }
@@ -101,9 +105,9 @@ bool parseNameConstraints(std::span<const uint8_t> value, CertExtensions& out) {
   out.hasNameConstraints = true;
   for (const auto& e : *items) {
     if (e.tag == 0xa0) {
-      if (!parseSubtrees(e.contents, out.permittedDns)) return false;
+      if (!parseSubtrees(e.contents, out.permittedDns, out.permittedIp)) return false;
     } else if (e.tag == 0xa1) {
-      if (!parseSubtrees(e.contents, out.excludedDns)) return false;
+      if (!parseSubtrees(e.contents, out.excludedDns, out.excludedIp)) return false;
     } else {
       return false;
     }
@@ -168,6 +172,30 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 }  // namespace
+
+std::optional<std::string> ipv4Literal(std::string_view host) { return ipv4Bytes(host); }
+
+bool ipWithinConstraints(const std::string& address, const CertExtensions& ca) {
+  auto within = [&](const std::string& subtree) {
+    size_t n = address.size();
+    if (subtree.size() != 2 * n) return false;   // another address family
+    for (size_t i = 0; i < n; ++i) {
+      auto mask = static_cast<uint8_t>(subtree[n + i]);
+      if ((static_cast<uint8_t>(address[i]) & mask) != (static_cast<uint8_t>(subtree[i]) & mask)) return false;
+    }
+    return true;
+  };
+  for (const auto& x : ca.excludedIp) {
+    if (within(x)) return false;
+  }
+  bool familyPermitted = false, inPermitted = false;
+  for (const auto& p : ca.permittedIp) {
+    if (p.size() != 2 * address.size()) continue;
+    familyPermitted = true;
+    inPermitted = inPermitted || within(p);
+  }
+  return !familyPermitted || inPermitted;
+}
 
 bool hostMatches(const CertExtensions& leaf, std::string_view host) {
   if (host.empty()) return false;

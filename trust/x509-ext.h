@@ -21,6 +21,8 @@ struct CertExtensions {
   bool hasNameConstraints = false;
   std::vector<std::string> permittedDns;    // dNSName subtrees, lower case
   std::vector<std::string> excludedDns;
+  std::vector<std::string> permittedIp;     // iPAddress subtrees: address then mask (8 or 32 bytes)
+  std::vector<std::string> excludedIp;
   std::vector<std::string> dnsNames;        // subjectAltName dNSNames, lower case
   std::vector<std::string> ipAddresses;     // subjectAltName iPAddresses (raw 4 or 16 bytes)
   std::vector<std::string> unhandledCritical;   // dotted OIDs
@@ -39,5 +41,12 @@ bool dnsWithin(std::string_view name, std::string_view constraint);
 // `f*.example.com` or `*` alone); an IPv4 literal matches only an iPAddress entry. The common name
 // is never consulted.
 bool hostMatches(const CertExtensions& leaf, std::string_view host);
+
+// The 4 bytes of a dotted-quad IPv4 host ("10.0.2.101"), or nullopt for a name.
+std::optional<std::string> ipv4Literal(std::string_view host);
+
+// RFC 5280 4.2.1.10 for iPAddress: `address` (4 or 16 bytes) is in no excluded subtree of its
+// family and, when the CA permits subtrees of that family, in one of them.
+bool ipWithinConstraints(const std::string& address, const CertExtensions& ca);
 
 }  // namespace capnet

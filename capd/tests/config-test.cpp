@@ -99,6 +99,10 @@ TEST_CASE("each validation error names its JSON path") {
       {R"("tls": {"pins": {"b.test": {"spkiSha256": [], "expires": "2027-01-01"}}})",
        R"(network.tls.pins["b.test"]: host is not in network.hosts)"},
       {R"("tls": {"allowTls12": ["legacy.test"]})", R"(network.tls.allowTls12[0]: host "legacy.test" is not in network.hosts)"},
+      // Host names are what the URL parser reads from a URL naming them (common/url.h).
+      {R"("hosts": {"127.1": "10.0.2.2"})", R"(network.hosts["127.1"]: a URL naming it reaches 127.0.0.1, not this name)"},
+      {R"("hosts": {"xn--zz.test": "10.0.2.2"})",
+       R"(network.hosts["xn--zz.test"]: not a host name a URL can name (url host: xn--zz is not valid punycode))"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.json);
@@ -107,6 +111,10 @@ TEST_CASE("each validation error names its JSON path") {
     for (const auto& p : problems) CAPTURE(p);
     CHECK(contains(problems, c.problem));
   }
+}
+
+TEST_CASE("a principal's name is not a host: any name of letters, digits, '-', '.', '_'") {
+  CHECK(problemsOf(withNetwork(R"("principals": {"1234": {"uid": 1300}, "web.0x1": {"uid": 1301}})")).empty());
 }
 
 TEST_CASE("every problem in a config is reported at once, not just the first") {

@@ -22,6 +22,7 @@
 #include "trust/spki.h"
 #include "trust/x509-ext.h"
 #include "trust/trust-store.h"
+#include "trust/verify.h"
 
 using namespace capnet;
 
@@ -272,6 +273,37 @@ TEST_CASE("a leaf names the host as curl matches it: whole names, one left-most 
   CertExtensions dnsOnly;
   dnsOnly.dnsNames = {"10.0.2.101"};
   CHECK_FALSE(hostMatches(dnsOnly, "10.0.2.101"));          // an address is never matched against a dNSName
+}
+
+TEST_CASE("IP hosts: an iPAddress-only leaf verifies for its address, and a CA's IP name constraints bind it") {
+  Dirs d;
+  auto root = parseRoot(bytes(pki("ca.pem")));
+  REQUIRE(root.ok());
+  std::vector<TrustRoot> roots{root.value()};
+  auto chainOf = [](const std::string& name) {
+    std::vector<std::string> chain;
+    for (const auto& der : pemCertificates(pki(name + ".pem"))) chain.emplace_back(der.begin(), der.end());
+    return chain;
+  };
+  VerifyPolicy at;
+  at.nowMs = kNow;
+  at.host = "10.0.2.101";
+  CHECK(verifyChain(chainOf("iponly"), roots, at).ok());
+  at.host = "10.0.2.100";
+  CHECK(verifyChain(chainOf("iponly"), roots, at).code() == VerifyFailure::kHostnameMismatch);
+  // The CA excludes every IPv4 address: its leaf is refused, for the address and for its DNS name.
+  at.host = "10.0.2.101";
+  CHECK(verifyChain(chainOf("chain-ip-excluded"), roots, at).code() == VerifyFailure::kPolicyViolation);
+  at.host = "devnet.test";
+  CHECK(verifyChain(chainOf("chain-ip-excluded"), roots, at).code() == VerifyFailure::kPolicyViolation);
+  // Subtrees by address and mask, per family.
+  CertExtensions ca;
+  ca.permittedIp = {std::string("\x0a\x00\x00\x00\xff\x00\x00\x00", 8)};   // 10.0.0.0/8
+  CHECK(ipWithinConstraints(std::string("\x0a\x00\x02\x65", 4), ca));
+  CHECK_FALSE(ipWithinConstraints(std::string("\xc0\xa8\x00\x01", 4), ca));
+  ca.excludedIp = {std::string("\x0a\x00\x02\x00\xff\xff\xff\x00", 8)};    // but not 10.0.2.0/24
+  CHECK_FALSE(ipWithinConstraints(std::string("\x0a\x00\x02\x65", 4), ca));
+  CHECK(ipWithinConstraints(std::string(16, '\x01'), ca));   // no IPv6 subtree: IPv6 is unconstrained
 }
 
 TEST_CASE("DNS name constraints match the name and its subdomains only, case-insensitively") {

@@ -354,6 +354,9 @@ TEST_CASE("chains as real servers send them, RFC 5280 CA rules and key types: ne
       {"ed25519", "accept"},                  // an Ed25519 leaf (and an Ed25519 handshake signature)
       {"chain-ed25519", "accept"},            // an Ed25519 intermediate signed the leaf
       {"chain-ecdsa", "accept"},              // a P-384 intermediate signed a P-256 leaf
+      {"chain-ip-excluded", "policy-violation"},   // the leaf's IP address is excluded by its CA's constraints
+      {"iponly", "hostname-mismatch"},        // an IP-only leaf does not name devnet.test
+      {"md5", "policy-violation"},            // MD5withRSA: not an accepted signature algorithm
   };
   for (const auto& c : cases) {
     auto outcome = rig.handshake(c.cert);
