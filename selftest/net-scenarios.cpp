@@ -1089,12 +1089,17 @@ Report loadBench(Context& ctx) {
     return out;   // the netd session (and with it anything left of the round) ends here
 
   };
-  // Warm-up: one round of the same workload (256 TLS connections, 200 fetches), so that allocators,
-  // caches and lwIP's pools reach their working size; "flat" compares the end with this.
+  // Warm-up: one round of the same workload (256 TLS connections, then fetches for at least 200
+  // fetches and 70 s), so that allocators, caches and lwIP's pools reach their working size and
+  // capd's state bounded by the grant lifetime (60 s: expiry index, tickets) is at its steady
+  // level; "flat" compares the end with this.
   Footprint netdIdle = footprintOf("netd");
   TlsRound warmTls = tlsRound();
   long warmErrors = warmTls.errors;
-  for (int i = 0; i < 200; ++i) warmErrors += boundedFetch(ctx, kUrl) != "ok";
+  auto warmStart = std::chrono::steady_clock::now();
+  for (int i = 0; i < 200 || std::chrono::steady_clock::now() - warmStart < std::chrono::seconds(70); ++i) {
+    warmErrors += boundedFetch(ctx, kUrl) != "ok";
+  }
   ::usleep(500000);
   std::map<std::string, Footprint> warm;
   for (const char* d : kDaemons) warm[d] = footprintOf(d);
@@ -1120,7 +1125,8 @@ Report loadBench(Context& ctx) {
       if (firstFetchError.empty()) firstFetchError = o;
     }
     if ((i + 1) % 1000 == 0) {
-      std::printf("load: progress fetches=%ld errors=%ld\n", i + 1, fetchErrors);
+      std::printf("load: progress fetches=%ld errors=%ld rss-kib capd=%ld netd=%ld fetchd=%ld\n", i + 1, fetchErrors,
+                  footprintOf("capd").rssKb, footprintOf("netd").rssKb, footprintOf("fetchd").rssKb);
       std::fflush(stdout);
     }
   }
