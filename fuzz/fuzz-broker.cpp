@@ -13,6 +13,7 @@
 
 #include "capd/broker.h"
 #include "common/audit.h"
+#include "fuzz/rpc-feed.h"
 
 namespace {
 
@@ -59,26 +60,6 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   World& w = *gWorld;
-  auto pipe = w.io.provider->newTwoWayPipe();
-  capnp::ReaderOptions options;
-  options.traversalLimitInWords = 1u << 16;   // capd's socket limits (common/rpc-server.h)
-  options.nestingLimit = 16;
-  capnp::TwoPartyVatNetwork network(*pipe.ends[0], capnp::rpc::twoparty::Side::SERVER, options);
-  auto rpc = capnp::makeRpcServer(network, capnp::Capability::Client(w.capd->brokerFor(2000)));
-  rpc.setFlowLimit(1u << 16);
-  auto& peer = *pipe.ends[1];
-  // The peer writes everything, then ends its side; whatever capd answers is read and dropped.
-  auto writing = peer.write(data, size).then([&peer]() { peer.shutdownWrite(); });
-  auto buffer = kj::heapArray<kj::byte>(4096);
-  kj::Function<kj::Promise<void>()> drain = [&]() -> kj::Promise<void> {
-    return peer.tryRead(buffer.begin(), 1, buffer.size()).then([&](size_t n) -> kj::Promise<void> {
-      if (n == 0) return kj::READY_NOW;
-      return drain();
-    });
-  };
-  auto draining = drain().eagerlyEvaluate([](kj::Exception&&) {});
-  auto done = writing.catch_([](kj::Exception&&) {}).then([&network]() { return network.onDisconnect(); });
-  w.io.provider->getTimer().timeoutAfter(2 * kj::SECONDS, kj::mv(done)).then([]() {}, [](kj::Exception&&) {})
-      .wait(w.io.waitScope);
+  capnet::fuzz::feedRpc(w.io, capnp::Capability::Client(w.capd->brokerFor(2000)), data, size);
   return 0;
 }

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "fuzz/fuzz-fetchd-rig.h"
+#include "fuzz/rpc-feed.h"
 
 using namespace capnet;
 
@@ -40,30 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // The socket's factory, as fetchd's main runs it: capd describes the caller first.
     auto bootstrap = world.fetchd->connectionFor(fuzzrig::kAppUid).wait(io.waitScope);
     KJ_IF_MAYBE(cap, bootstrap) {
-      auto pipe = io.provider->newTwoWayPipe();
-      capnp::ReaderOptions options;
-      options.traversalLimitInWords = 1u << 16;   // the socket limits (common/rpc-server.h)
-      options.nestingLimit = 16;
-      capnp::TwoPartyVatNetwork network(*pipe.ends[0], capnp::rpc::twoparty::Side::SERVER, options);
-      auto rpc = capnp::makeRpcServer(network, kj::mv(*cap));
-      rpc.setFlowLimit(1u << 16);
-      auto& peer = *pipe.ends[1];
-      auto buffer = kj::heapArray<kj::byte>(4096);
-      kj::Function<kj::Promise<void>()> drain = [&]() -> kj::Promise<void> {
-        return peer.tryRead(buffer.begin(), 1, buffer.size()).then([&](size_t n) -> kj::Promise<void> {
-          if (n == 0) return kj::READY_NOW;
-          return drain();
-        });
-      };
-      auto draining = drain().eagerlyEvaluate([](kj::Exception&&) {});
-      // The app writes everything; what it set off runs to quiescence; then it ends its side.
-      auto writing = peer.write(data, size).then([]() {}, [](kj::Exception&&) {}).eagerlyEvaluate(nullptr);
-      io.waitScope.poll();
-      io.waitScope.poll();
-      peer.shutdownWrite();
-      auto done = network.onDisconnect();
-      io.provider->getTimer().timeoutAfter(2 * kj::SECONDS, kj::mv(done)).then([]() {}, [](kj::Exception&&) {})
-          .wait(io.waitScope);
+      capnet::fuzz::feedRpc(io, kj::mv(*cap), data, size, capnet::fuzz::PeerEnd::kAfterSettle);
     }
     io.waitScope.poll();
   }

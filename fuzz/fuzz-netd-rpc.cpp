@@ -18,6 +18,7 @@
 #include "netd/memory-connection.h"
 #include "netd/server/netd-server.h"
 #include "netd/tests/test-support.h"
+#include "fuzz/rpc-feed.h"
 
 namespace {
 
@@ -83,29 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   netd->announce(policy);
   auto grant = capnet::testing::testGrant(0x42, kApp, "tcp", 60000);   // tcp devnet.test:7
   capnet::testing::addGrant(*netd, grant);
-  {
-    auto pipe = w.io.provider->newTwoWayPipe();
-    capnp::ReaderOptions options;
-    options.traversalLimitInWords = 1u << 16;   // netd's socket limits (common/rpc-server.h)
-    options.nestingLimit = 16;
-    capnp::TwoPartyVatNetwork network(*pipe.ends[0], capnp::rpc::twoparty::Side::SERVER, options);
-    auto rpc = capnp::makeRpcServer(network, capnp::Capability::Client(netd->netConnectFor(kApp)));
-    rpc.setFlowLimit(1u << 16);
-    auto& peer = *pipe.ends[1];
-    // The app writes everything, then ends its side; whatever netd answers is read and dropped.
-    auto writing = peer.write(data, size).then([&peer]() { peer.shutdownWrite(); });
-    auto buffer = kj::heapArray<kj::byte>(4096);
-    kj::Function<kj::Promise<void>()> drain = [&]() -> kj::Promise<void> {
-      return peer.tryRead(buffer.begin(), 1, buffer.size()).then([&](size_t n) -> kj::Promise<void> {
-        if (n == 0) return kj::READY_NOW;
-        return drain();
-      });
-    };
-    auto draining = drain().eagerlyEvaluate([](kj::Exception&&) {});
-    auto done = writing.catch_([](kj::Exception&&) {}).then([&network]() { return network.onDisconnect(); });
-    w.io.provider->getTimer().timeoutAfter(2 * kj::SECONDS, kj::mv(done)).then([]() {}, [](kj::Exception&&) {})
-        .wait(w.io.waitScope);
-  }
+  capnet::fuzz::feedRpc(w.io, capnp::Capability::Client(netd->netConnectFor(kApp)), data, size);
   // Let the echo peers see their connections end before netd goes.
   w.io.waitScope.poll();
   control = nullptr;
