@@ -182,7 +182,7 @@ run_profile() {
   local check failed_checks=()
   while IFS= read -r check; do
     [[ -n "$check" ]] || continue
-    NONCE=$nonce LOG=$fixlog WORK=$work HERE=$here bash -c "$check" || failed_checks+=("$check")
+    NONCE=$nonce LOG=$fixlog UART=$log WORK=$work HERE=$here bash -c "$check" || failed_checks+=("$check")
   done < <(values "$p.check")
   if [[ -n "$stop_hook" ]]; then bash -c "$stop_hook" >/dev/null 2>&1 || true; fi
   stop_hook=""
