@@ -13,40 +13,18 @@
 
 #include "capd/broker.h"
 #include "common/audit.h"
+#include "fuzz/capd-world.h"
 #include "fuzz/rpc-feed.h"
 
 namespace {
 
-class InstantNetd final : public capnet::NetdLink {
- public:
-  bool connected() const override { return true; }
-  kj::Promise<bool> registerGrant(capnet::idl::Grant::Reader) override { return true; }
-  kj::Promise<void> revoke(const capnet::GrantToken&) override { return kj::READY_NOW; }
-  kj::Promise<void> revokeAll() override { return kj::READY_NOW; }
-  kj::Promise<void> announce(const capnet::Announcement&) override { return kj::READY_NOW; }
-};
-
-struct World {
-  kj::AsyncIoContext io = kj::setupAsyncIo();
-  capnet::FakeClock clock{1780272000000LL};
-  InstantNetd netd;
-  std::string dir;
-  kj::Own<capnet::Capd> capd;
-  World() {
-    char t[] = "/tmp/fuzz-broker-XXXXXX";
-    dir = ::mkdtemp(t);
-    std::filesystem::create_directories(dir + "/state/trust/installed");
-    std::filesystem::create_directories(dir + "/pkg/trust");
-    std::ofstream(dir + "/network.json") << R"({"network": {"devnet": {"enabled": true}, "principals": {
+struct World : capnet::fuzz::CapdWorld {
+  World()
+      : capnet::fuzz::CapdWorld("fuzz-broker", R"({"network": {"devnet": {"enabled": true}, "principals": {
         "fuzz": {"uid": 2000, "capabilities": ["net.tcp.connect", "net.dns.resolve", "net.tls.validate",
                  "net.http.fetch", "net.http.devnet", "net.trust.manage", "net.dev.enable"]},
         "fetchd": {"uid": 1002, "capabilities": ["net.grant.delegate"]}},
-        "hosts": {"devnet.test": "10.0.2.100"}}})";
-    capd = kj::heap<capnet::Capd>(clock, netd, capnet::ConfigSources{dir + "/network.json", ""});
-    capd->setTrustRoots(capnet::Roots{dir + "/pkg", dir + "/state"});
-    capd->start();
-    capnet::setAuditSink([](const std::string&) {});   // the trail is not what is fuzzed.
-  }
+        "hosts": {"devnet.test": "10.0.2.100"}}})") {}
 };
 
 World* gWorld = nullptr;
