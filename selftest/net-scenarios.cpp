@@ -733,29 +733,40 @@ pid_t pidOf(const std::string& name) {
   return found;
 }
 
-// Kills `name` and waits (bounded) until a new process of that name serves its socket again.
-bool crashAndWait(Context& ctx, const std::string& name, const std::string& socket, std::string& why) {
+// Kills `name` with SIGKILL; its old pid, or 0 if it was not running.
+pid_t killDaemon(const std::string& name) {
   pid_t before = pidOf(name);
-  if (before == 0 || ::kill(before, SIGKILL) != 0) {
-    why = name + " is not running";
-    return false;
-  }
-  for (int i = 0; i < 200; ++i) {   // 20 s
+  if (before == 0 || ::kill(before, SIGKILL) != 0) return 0;
+  return before;
+}
+
+// Waits (bounded, 20 s) until a new `name` serves its socket.
+bool servedAgain(Context& ctx, const std::string& name, pid_t before, std::string& why) {
+  std::string socket = name == "capd" ? ctx.paths.capd : name == "netd" ? ctx.paths.netd : ctx.paths.fetchd;
+  for (int i = 0; i < 200; ++i) {
     ::usleep(100000);
     pid_t now = pidOf(name);
     if (now == 0 || now == before) continue;
     Session s(ctx.io, socket, kSelftestUid);
     if (!s.ok()) continue;
-    bool served = false;
-    if (name == "capd") {
-      served = outcome(s.as<idl::Broker>().statusRequest().send(), ctx.io.waitScope) == "ok";
-    } else {
-      served = outcome(s.as<idl::NetConnect>().statusRequest().send(), ctx.io.waitScope) == "ok";
-    }
-    if (served) return true;
+    std::string served;
+    if (name == "capd") served = outcome(s.as<idl::Broker>().statusRequest().send(), ctx.io.waitScope);
+    else if (name == "netd") served = outcome(s.as<idl::NetConnect>().statusRequest().send(), ctx.io.waitScope);
+    else served = outcome(s.as<idl::Fetcher>().fetchRequest().send(), ctx.io.waitScope);   // a refusal is an answer
+    if (served == "ok") return true;
   }
   why = name + " did not come back within 20 s";
   return false;
+}
+
+// Kills `name` and waits (bounded) until a new process of that name serves its socket again.
+bool crashAndWait(Context& ctx, const std::string& name, std::string& why) {
+  pid_t before = killDaemon(name);
+  if (before == 0) {
+    why = name + " is not running";
+    return false;
+  }
+  return servedAgain(ctx, name, before, why);
 }
 
 // netd's view: capd connected and devnet announced (the policy is back after a restart).
@@ -779,9 +790,9 @@ Report daemonRestart(Context& ctx) {
   std::string why;
   // More crashes than the old supervisor's three: it must never give up.
   for (int k = 0; k < 5; ++k) {
-    if (!crashAndWait(ctx, "capd", ctx.paths.capd, why)) return fail(why);
+    if (!crashAndWait(ctx, "capd", why)) return fail(why);
   }
-  if (!crashAndWait(ctx, "netd", ctx.paths.netd, why)) return fail(why);
+  if (!crashAndWait(ctx, "netd", why)) return fail(why);
   if (!policyBack(ctx)) return fail("netd never heard from capd again");
   auto after = fetchAs(ctx, kSelftestUid, "http://devnet.test/");
   if (after.refused || !after.error.empty() || after.body != "capnet devnet fixture\n") {
@@ -844,32 +855,6 @@ std::string boundedFetch(Context& ctx, const char* url) {
     out = e->getType() == kj::Exception::Type::DISCONNECTED ? "unreachable" : std::string("error:") + e->getDescription().cStr();
   }
   return out;
-}
-
-// Kills `name` with SIGKILL; its old pid, or 0 if it was not running.
-pid_t killDaemon(const std::string& name) {
-  pid_t before = pidOf(name);
-  if (before == 0 || ::kill(before, SIGKILL) != 0) return 0;
-  return before;
-}
-
-// Waits (bounded, 20 s) until a new `name` serves its socket.
-bool servedAgain(Context& ctx, const std::string& name, pid_t before, std::string& why) {
-  std::string socket = name == "capd" ? ctx.paths.capd : name == "netd" ? ctx.paths.netd : ctx.paths.fetchd;
-  for (int i = 0; i < 200; ++i) {
-    ::usleep(100000);
-    pid_t now = pidOf(name);
-    if (now == 0 || now == before) continue;
-    Session s(ctx.io, socket, kSelftestUid);
-    if (!s.ok()) continue;
-    std::string served;
-    if (name == "capd") served = outcome(s.as<idl::Broker>().statusRequest().send(), ctx.io.waitScope);
-    else if (name == "netd") served = outcome(s.as<idl::NetConnect>().statusRequest().send(), ctx.io.waitScope);
-    else served = outcome(s.as<idl::Fetcher>().fetchRequest().send(), ctx.io.waitScope);   // a refusal is an answer
-    if (served == "ok") return true;
-  }
-  why = name + " did not come back within 20 s";
-  return false;
 }
 
 Report faultsSurvived(Context& ctx) {
