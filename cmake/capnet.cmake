@@ -7,7 +7,7 @@ function(capnet_target target)
 endfunction()
 
 # capnet_test(<name> SOURCES ... LIBS ...): a doctest executable registered with CTest.
-# Test sources include <doctest/doctest.h>; common/tests/doctest-main.cpp supplies main().
+# Test sources include <doctest/doctest.h>; tests/support/doctest-main.cpp supplies main().
 function(capnet_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
   if(CAPNET_GUEST)
@@ -15,7 +15,7 @@ function(capnet_test name)
   endif()
   add_executable(${name} ${T_SOURCES})
   capnet_target(${name})
-  target_link_libraries(${name} PRIVATE ${T_LIBS} capnet_doctest_main doctest::doctest)
+  target_link_libraries(${name} PRIVATE ${T_LIBS} capnet_test_support doctest::doctest)
   # A filter that matches no test case would pass vacuously: make that a failure.
   # (Test names must not contain ';', which CMake splits lists on.)
   doctest_discover_tests(${name} TEST_PREFIX "${name}: "

@@ -22,4 +22,21 @@ kj::Promise<kj::Array<kj::byte>> fetchTicket(idl::Broker::Client capd, std::stri
       [](kj::Exception&&) { return kj::Array<kj::byte>(); });
 }
 
+kj::Promise<void> BodyCollector::begin(BeginContext c) {
+  if (into_.status != nullptr) *into_.status = c.getParams().getStatus();
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> BodyCollector::write(WriteContext c) {
+  auto chunk = c.getParams().getChunk();
+  if (into_.body != nullptr) into_.body->append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
+  if (into_.bytes != nullptr) *into_.bytes += chunk.size();
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> BodyCollector::done(DoneContext) {
+  if (into_.done != nullptr) *into_.done = true;
+  return kj::READY_NOW;
+}
+
 }  // namespace capnet

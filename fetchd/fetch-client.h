@@ -6,9 +6,12 @@
 
 #include <kj/async.h>
 
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "idl/cap.capnp.h"
+#include "idl/fetch.capnp.h"
 
 namespace capnet {
 
@@ -16,5 +19,25 @@ namespace capnet {
 // parse (fetchd refuses it with the reason), or capd refused or failed (fetchd then refuses the
 // fetch with the grant's reason: it cannot act without a ticket). Never rejects.
 kj::Promise<kj::Array<kj::byte>> fetchTicket(idl::Broker::Client capd, std::string_view url);
+
+// The BodySink an app hands fetchd when it wants the response in memory (selftest, the tests, the
+// benchmarks, the fuzz targets): each field it is given is filled in, the others are not kept.
+class BodyCollector final : public idl::BodySink::Server {
+ public:
+  struct Into {
+    std::string* body = nullptr;   // the body's bytes
+    uint16_t* status = nullptr;    // begin()'s status
+    bool* done = nullptr;          // set when done() arrives (the body is whole)
+    uint64_t* bytes = nullptr;     // how many body bytes arrived
+  };
+  BodyCollector() {}   // keeps nothing
+  explicit BodyCollector(Into into) : into_(into) {}
+  kj::Promise<void> begin(BeginContext c) override;
+  kj::Promise<void> write(WriteContext c) override;
+  kj::Promise<void> done(DoneContext c) override;
+
+ private:
+  Into into_;
+};
 
 }  // namespace capnet

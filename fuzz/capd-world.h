@@ -15,18 +15,12 @@
 #include <vector>
 
 #include "capd/broker.h"
+#include "tests/support/instant-netd.h"
 #include "common/audit.h"
 
 namespace capnet::fuzz {
 
-class InstantNetd final : public NetdLink {
- public:
-  bool connected() const override { return true; }
-  kj::Promise<bool> registerGrant(idl::Grant::Reader) override { return true; }
-  kj::Promise<void> revoke(const GrantToken&) override { return kj::READY_NOW; }
-  kj::Promise<void> revokeAll() override { return kj::READY_NOW; }
-  kj::Promise<void> announce(const Announcement&) override { return kj::READY_NOW; }
-};
+using capnet::testing::InstantNetd;
 
 struct CapdWorld {
   kj::AsyncIoContext io = kj::setupAsyncIo();
@@ -49,7 +43,6 @@ struct CapdWorld {
     capd = kj::heap<Capd>(clock, netd, ConfigSources{dir + "/network.json", ""});
     capd->setTrustRoots(Roots{dir + "/pkg", dir + "/state"});
     capd->start();
-    if (::getenv("FUZZ_AUDIT") == nullptr) setAuditSink([](const std::string&) {});
   }
 
   // Empties state:/trust/installed/, so that an install in one input never changes the next one.

@@ -13,6 +13,7 @@
 
 #include "capd/broker.h"
 #include "common/audit.h"
+#include "fuzz/fuzz-world.h"
 #include "fuzz/capd-world.h"
 #include "fuzz/rpc-feed.h"
 
@@ -27,17 +28,10 @@ struct World : capnet::fuzz::CapdWorld {
         "hosts": {"devnet.test": "10.0.2.100"}}})") {}
 };
 
-World* gWorld = nullptr;
-
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gWorld = new World();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  World& w = *gWorld;
+  auto& w = capnet::fuzz::world<World>();
   capnet::fuzz::feedRpc(w.io, capnp::Capability::Client(w.capd->brokerFor(2000)), data, size);
   return 0;
 }

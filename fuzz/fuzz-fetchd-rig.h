@@ -17,11 +17,14 @@
 #include <vector>
 
 #include "common/audit.h"
+#include "fetchd/fetch-client.h"
 #include "fetchd/fetchd.h"
 #include "idl/cap.capnp.h"
 #include "netd/memory-connection.h"
 #include "netd/server/netd-server.h"
-#include "netd/tests/test-support.h"
+#include "tests/support/memory-stack.h"
+#include "tests/support/minting-broker.h"
+#include "tests/support/netd-control.h"
 
 namespace capnet::fuzzrig {
 
@@ -106,94 +109,23 @@ class MemoryIoProvider final : public kj::AsyncIoProvider {
   MemoryNetwork network_;
 };
 
-// capd as fetchd sees it: every uid is a principal holding net.http.fetch, every check is allowed
-// with the fetch limits below, every ticket of kTicketByte redeems for the one registered grant.
-struct BrokerLimits {
-  uint64_t maxBodyBytes = 0;
-  uint32_t maxHeaderBytes = 0;
-  uint32_t maxRedirects = 5;
-};
-
-class FakeBroker final : public idl::Broker::Server {
- public:
-  explicit FakeBroker(const BrokerLimits& l) : limits_(l) {}
-  kj::Promise<void> check(CheckContext context) override {
-    context.getResults().initDecision().setAllowed(true);
-    auto f = context.getResults().initFetch();
-    f.setMaxBodyBytes(limits_.maxBodyBytes);
-    f.setMaxHeaderBytes(limits_.maxHeaderBytes);
-    f.setMaxRedirects(limits_.maxRedirects);
-    return kj::READY_NOW;
-  }
-  kj::Promise<void> describe(DescribeContext context) override {
-    context.getResults().setIsPrincipal(true);
-    context.getResults().initCapabilities(1).set(0, "net.http.fetch");
-    return kj::READY_NOW;
-  }
-  kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
-    auto ticket = context.getParams().getTicket();
-    if (ticket.size() != 16 || ticket[0] != kTicketByte) {
-      auto r = context.getResults().initResult().initRefused();
-      r.setReason(idl::GrantRefusal::BAD_TICKET);
-      r.setDetail("no ticket");
-      return kj::READY_NOW;
-    }
-    kj::byte token[16];
-    std::fill(token, token + 16, kTokenByte);
-    context.getResults().initResult().initGranted().setToken(kj::arrayPtr(token, 16));
-    return kj::READY_NOW;
-  }
-
- private:
-  const BrokerLimits& limits_;
-};
-
 // The origin server behind netd: the n-th connection reads the request head and answers with
 // whatever responder(n) returns, in 8 KiB writes, then half-closes.
-class OriginStack final : public TcpStack {
+class OriginStack final : public testing::MemoryStack {
  public:
   std::function<std::string(size_t)> responder;
   size_t connects = 0;
-  ~OriginStack() noexcept override {}
-  bool up() const override { return true; }
-  std::string detail() const override { return "memory origin"; }
-  kj::Promise<Result<kj::Own<TcpConnection>, ConnectError>> connect(uint32_t, uint16_t, uint32_t) override {
-    auto [client, server] = newMemoryConnectionPair(16384);
-    auto response = std::make_shared<std::string>(responder ? responder(connects) : std::string());
+  OriginStack() : MemoryStack("memory origin") {}
+  kj::Promise<Connected> connect(uint32_t, uint16_t, uint32_t) override {
+    std::string response = responder ? responder(connects) : std::string();
     ++connects;
-    tasks_.add(serve(kj::mv(server), response, std::make_shared<std::string>()));
-    return Result<kj::Own<TcpConnection>, ConnectError>(kj::Own<TcpConnection>(kj::mv(client)));
+    return httpPeer([response = kj::mv(response)](const std::string&) { return response; });
   }
-
- private:
-  kj::Promise<void> serve(kj::Own<MemoryConnection> c, std::shared_ptr<std::string> response,
-                          std::shared_ptr<std::string> request) {
-    auto& conn = *c;
-    return conn.read(4096).then([this, &conn, response, request](ReadResult r) -> kj::Promise<void> {
-      request->append(reinterpret_cast<const char*>(r.data.begin()), r.data.size());
-      if (request->find("\r\n\r\n") == std::string::npos && !r.eof) {
-        return serve(kj::Own<MemoryConnection>(&conn, kj::NullDisposer::instance), response, request);
-      }
-      return writeAll(conn, response, 0).then([&conn]() { return conn.shutdownWrite(); });
-    }).attach(kj::mv(c));
-  }
-  static kj::Promise<void> writeAll(MemoryConnection& conn, std::shared_ptr<std::string> s, size_t off) {
-    if (off >= s->size()) return kj::READY_NOW;
-    size_t n = std::min<size_t>(8192, s->size() - off);
-    return conn.write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(s->data() + off), n)).then([&conn, s, off, n]() {
-      return writeAll(conn, s, off + n);
-    });
-  }
-  IgnoreErrors ignore_;
-  kj::TaskSet tasks_{ignore_};
 };
 
-// A BodySink that keeps nothing (fetchd's side is what is exercised).
-class NullSink final : public idl::BodySink::Server {
- public:
-  kj::Promise<void> begin(BeginContext) override { return kj::READY_NOW; }
-  kj::Promise<void> write(WriteContext) override { return kj::READY_NOW; }
-  kj::Promise<void> done(DoneContext) override { return kj::READY_NOW; }
+// The event loop the worlds are built on, kept across inputs.
+struct EventLoop {
+  kj::AsyncIoContext io = kj::setupAsyncIo();
 };
 
 // One fetchd + netd + capd world. Built per input (cheap: no sockets, no files), so nothing a fetch
@@ -201,11 +133,11 @@ class NullSink final : public idl::BodySink::Server {
 struct FetchdWorld {
   kj::AsyncIoProvider& real;
   FakeClock clock{0};
-  BrokerLimits brokerLimits;
+  testing::MintingPolicy minting;
   OriginStack origin;
   Netd netd;
   kj::Maybe<capnp::Capability::Client> control;
-  MemoryServer capdServer{[this]() { return capnp::Capability::Client(kj::heap<FakeBroker>(brokerLimits)); }};
+  MemoryServer capdServer{[this]() { return capnp::Capability::Client(kj::heap<testing::MintingBroker>(minting)); }};
   MemoryServer netdServer{[this]() { return capnp::Capability::Client(netd.netConnectFor(kFetchdUid)); }};
   MemoryIoProvider io;
   HttpStub stub{"/nonexistent"};
@@ -213,16 +145,7 @@ struct FetchdWorld {
 
   FetchdWorld(kj::AsyncIoProvider& realIo, FetchLimits limits)
       : real(realIo), netd(clock, realIo.getTimer(), origin, kCapdUid), io(realIo, capdServer, netdServer) {
-    control = netd.controlFor(kCapdUid);   // a live capd session that announced the policy
-    NetdPolicy policy;
-    policy.devnetEnabled = true;
-    policy.generation = 1;
-    policy.principals[kFetchdUid] = {"net.tcp.connect"};
-    netd.announce(policy);
-    auto g = testing::testGrant(kTokenByte, kFetchdUid, "http", 1000000);   // http devnet.test:80
-    g.port = 80;
-    g.address = 0x0a000264;
-    testing::addGrant(netd, g);
+    control = testing::grantHttpDevnet(netd, kCapdUid, kFetchdUid, kTokenByte);
     fetchd = kj::heap<Fetchd>(io, realIo.getTimer(), FetchdPaths{"capd", "netd"}, stub, limits);
   }
 };

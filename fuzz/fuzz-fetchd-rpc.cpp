@@ -12,25 +12,13 @@
 #include <string>
 
 #include "fuzz/fuzz-fetchd-rig.h"
+#include "fuzz/fuzz-world.h"
 #include "fuzz/rpc-feed.h"
 
 using namespace capnet;
 
-namespace {
-
-kj::AsyncIoContext* gIo = nullptr;
-
-}  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gIo = new kj::AsyncIoContext(kj::setupAsyncIo());
-  // The trail is not what is fuzzed (FUZZ_AUDIT=1 shows it, to see how far an input gets).
-  if (::getenv("FUZZ_AUDIT") == nullptr) setAuditSink([](const std::string&) {});
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto& io = *gIo;
+  auto& io = capnet::fuzz::world<fuzzrig::EventLoop>().io;
   FetchLimits limits;
   limits.totalTimeoutMs = 2000;
   {

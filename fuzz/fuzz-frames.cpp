@@ -35,6 +35,7 @@ extern "C" {
 #include "lwip/ip4_frag.h"
 }
 
+#include "fuzz/fuzz-world.h"
 #include "netd/frame-link.h"
 #include "netd/stack/lwip-stack.h"
 
@@ -219,8 +220,6 @@ struct World {
   }
 };
 
-World* gWorld = nullptr;
-
 kj::Promise<void> drain(capnet::TcpConnection& c) {
   return c.read(65536).then([&c](capnet::ReadResult r) -> kj::Promise<void> {
     if (::getenv("FUZZ_AUDIT") != nullptr) std::fprintf(stderr, "fuzz-frames: read %zu eof=%d\n", r.data.size(), r.eof);
@@ -231,13 +230,8 @@ kj::Promise<void> drain(capnet::TcpConnection& c) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gWorld = new World();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  World& w = *gWorld;
+  auto& w = capnet::fuzz::world<World>();
   using R = capnet::Result<kj::Own<capnet::TcpConnection>, capnet::ConnectError>;
   // The handshake: ARP, SYN, our SYN-ACK (MSS 1460), lwIP's ACK.
   w.link.sent.clear();

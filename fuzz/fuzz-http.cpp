@@ -17,21 +17,9 @@
 #include <vector>
 
 #include "fuzz/fuzz-fetchd-rig.h"
+#include "fuzz/fuzz-world.h"
 
 using namespace capnet;
-
-namespace {
-
-kj::AsyncIoContext* gIo = nullptr;
-
-}  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gIo = new kj::AsyncIoContext(kj::setupAsyncIo());
-  // The trail is not what is fuzzed (FUZZ_AUDIT=1 shows it, to see how far an input gets).
-  if (::getenv("FUZZ_AUDIT") == nullptr) setAuditSink([](const std::string&) {});
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
@@ -52,10 +40,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (opts & 8) limits.maxHeaderBytes = 256;
   static constexpr uint32_t kRedirects[] = {5, 0, 1, 2};
 
-  auto& io = *gIo;
+  auto& io = capnet::fuzz::world<fuzzrig::EventLoop>().io;
   {
     fuzzrig::FetchdWorld world(*io.provider, limits);
-    world.brokerLimits.maxRedirects = kRedirects[(opts >> 4) & 3];
+    world.minting.maxRedirects = kRedirects[(opts >> 4) & 3];
     world.origin.responder = [&hops](size_t n) { return hops[std::min(n, hops.size() - 1)]; };
     auto req = world.fetchd->fetcherFor(fuzzrig::kAppUid).fetchRequest();
     auto r = req.initRequest();
@@ -63,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     r.setMethod((opts & 1) ? idl::Method::HEAD : idl::Method::GET);
     auto ticket = r.initTicket(16);
     std::fill(ticket.begin(), ticket.end(), fuzzrig::kTicketByte);
-    req.setSink(kj::heap<fuzzrig::NullSink>());
+    req.setSink(kj::heap<BodyCollector>());
     req.send().then([](auto&&) {}, [](kj::Exception&&) {}).wait(io.waitScope);
     io.waitScope.poll();   // let closes and released streams settle before the world goes.
   }

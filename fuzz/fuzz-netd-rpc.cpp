@@ -17,7 +17,9 @@
 #include "common/audit.h"
 #include "netd/memory-connection.h"
 #include "netd/server/netd-server.h"
-#include "netd/tests/test-support.h"
+#include "tests/support/memory-stack.h"
+#include "tests/support/netd-control.h"
+#include "fuzz/fuzz-world.h"
 #include "fuzz/rpc-feed.h"
 
 namespace {
@@ -26,54 +28,24 @@ constexpr uid_t kCapd = 1001, kApp = 2000;
 
 // The TCP stack under netd: every connect to port 7 reaches an echo peer in memory; any other
 // port is refused (RST), so both outcomes of a connect are reachable.
-class EchoStack final : public capnet::TcpStack {
+class EchoStack final : public capnet::testing::MemoryStack {
  public:
-  struct Ignore : kj::TaskSet::ErrorHandler {
-    void taskFailed(kj::Exception&&) override {}
-  } ignore;
-  kj::TaskSet tasks{ignore};
-  ~EchoStack() noexcept override {}
-  bool up() const override { return true; }
-  std::string detail() const override { return "memory echo"; }
-  kj::Promise<capnet::Result<kj::Own<capnet::TcpConnection>, capnet::ConnectError>> connect(uint32_t, uint16_t port,
-                                                                                           uint32_t) override {
-    using R = capnet::Result<kj::Own<capnet::TcpConnection>, capnet::ConnectError>;
-    if (port != 7) return R(capnet::fail(capnet::ConnectError::kRefused, "refused"));
-    auto [client, server] = capnet::newMemoryConnectionPair(4096);
-    tasks.add(echo(kj::mv(server)));
-    return R(kj::Own<capnet::TcpConnection>(kj::mv(client)));
-  }
-  static kj::Promise<void> echo(kj::Own<capnet::MemoryConnection> c) {
-    auto& conn = *c;
-    return conn.read(4096).then([&conn, c = kj::mv(c)](capnet::ReadResult r) mutable -> kj::Promise<void> {
-      if (r.eof) return conn.shutdownWrite().attach(kj::mv(c));
-      auto data = kj::mv(r.data);
-      auto bytes = data.asPtr();
-      return conn.write(bytes).attach(kj::mv(data)).then([c = kj::mv(c)]() mutable { return echo(kj::mv(c)); });
-    });
+  EchoStack() : MemoryStack("memory echo") {}
+  kj::Promise<Connected> connect(uint32_t, uint16_t port, uint32_t) override {
+    if (port != 7) return Connected(capnet::fail(capnet::ConnectError::kRefused, "refused"));
+    return echoPeer();
   }
 };
 
 struct World {
   kj::AsyncIoContext io = kj::setupAsyncIo();
   capnet::FakeClock clock{0};
-  World() {
-    // The trail is not what is fuzzed (FUZZ_AUDIT=1 shows it, to see how far an input gets).
-    if (::getenv("FUZZ_AUDIT") == nullptr) capnet::setAuditSink([](const std::string&) {});
-  }
 };
-
-World* gWorld = nullptr;
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gWorld = new World();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  World& w = *gWorld;
+  auto& w = capnet::fuzz::world<World>();
   auto stack = kj::heap<EchoStack>();
   auto netd = kj::heap<capnet::Netd>(w.clock, w.io.provider->getTimer(), *stack, kCapd);
   auto control = netd->controlFor(kCapd);   // a live capd session that announced the policy:

@@ -39,8 +39,9 @@
 #include <variant>
 
 #include "common/audit.h"
-#include "netd/tests/test-support.h"
+#include "fuzz/fuzz-world.h"
 #include "netd/tls/wolf-tls.h"
+#include "tests/support/netd-control.h"
 
 // wolfSSL's entropy source, replaced for this process: a fixed seed (see above).
 extern "C" int wc_GenerateSeed(OS_Seed*, byte* seed, word32 sz) {
@@ -204,8 +205,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   static const uint8_t kNothing[1] = {0};
   gWorld->session(kj::heap<ReplayConnection>(kNothing, 0, 0), 0);
   gWorld->session(kj::heap<ReplayConnection>(kNothing, 0, 0), 1);
-  // The trail is not what is fuzzed (FUZZ_AUDIT=1 shows it, to see how far an input gets).
-  if (::getenv("FUZZ_AUDIT") == nullptr) capnet::setAuditSink([](const std::string&) {});
+  capnet::fuzz::quietAudit();
   if (const char* out = ::getenv("FUZZ_TLS_RECORD")) {
     const char* fixture = ::getenv("FUZZ_TLS_FIXTURE");
     const char* cert = ::getenv("FUZZ_TLS_CERT");

@@ -17,6 +17,7 @@
 
 #include "capd/broker.h"
 #include "common/audit.h"
+#include "fuzz/fuzz-world.h"
 #include "fuzz/capd-world.h"
 #include "fuzz/rpc-feed.h"
 
@@ -28,17 +29,10 @@ struct World : capnet::fuzz::CapdWorld {
         "admin": {"uid": 2000, "capabilities": ["net.trust.manage"]}}}})", std::string(CAPNET_BUILD_DIR) + "/selftest/tls/ca.pem") {}
 };
 
-World* gWorld = nullptr;
-
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  gWorld = new World();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  World& w = *gWorld;
+  auto& w = capnet::fuzz::world<World>();
   w.resetInstalled();
   capnet::fuzz::feedRpc(w.io, capnp::Capability::Client(w.capd->brokerFor(2000)), data, size);
   return 0;

@@ -199,23 +199,12 @@ TlsFigures netdTls(Context& ctx) {
   }
   f.handshakesPerSec = kHandshakes / std::chrono::duration<double>(Clock::now() - t0).count();
   // Bulk through the app path: fetchd's https fetch, body streamed to a sink.
-  class Counter final : public idl::BodySink::Server {
-   public:
-    size_t* n;
-    explicit Counter(size_t* c) : n(c) {}
-    kj::Promise<void> begin(BeginContext) override { return kj::READY_NOW; }
-    kj::Promise<void> write(WriteContext c) override {
-      *n += c.getParams().getChunk().size();
-      return kj::READY_NOW;
-    }
-    kj::Promise<void> done(DoneContext) override { return kj::READY_NOW; }
-  };
   Session fetchd(ctx.io, ctx.paths.fetchd, kSelftestUid);
   if (!fetchd.ok()) {
     f.error = "cannot reach fetchd";
     return f;
   }
-  size_t bytes = 0;
+  uint64_t bytes = 0;
   kj::Array<kj::byte> ticket;
   {
     Session capd(ctx.io, ctx.paths.capd, kSelftestUid);
@@ -224,7 +213,7 @@ TlsFigures netdTls(Context& ctx) {
   auto fr = fetchd.as<idl::Fetcher>().fetchRequest();
   fr.initRequest().setUrl("https://devnet.test/large");
   fr.getRequest().setTicket(ticket);
-  fr.setSink(kj::heap<Counter>(&bytes));
+  fr.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.bytes = &bytes}));
   auto b0 = Clock::now();
   auto resp = fr.send().wait(ctx.io.waitScope);
   f.bulkMBps = static_cast<double>(bytes) / std::chrono::duration<double>(Clock::now() - b0).count() / 1e6;

@@ -18,7 +18,7 @@
 #include <vector>
 #include <string>
 
-#include "common/tests/hostile-client.h"
+#include "tests/support/hostile-client.h"
 #include "common/unix-connect.h"
 #include "fetchd/fetch-client.h"
 #include "idl/names.h"
@@ -94,27 +94,6 @@ Connect connect(Context& ctx, Session& netd, kj::ArrayPtr<const kj::byte> token,
   return c;
 }
 
-class Sink final : public idl::BodySink::Server {
- public:
-  std::string* body;
-  uint16_t* status;
-  bool* finished;
-  Sink(std::string* b, uint16_t* s, bool* f) : body(b), status(s), finished(f) {}
-  kj::Promise<void> begin(BeginContext c) override {
-    *status = c.getParams().getStatus();
-    return kj::READY_NOW;
-  }
-  kj::Promise<void> write(WriteContext c) override {
-    auto chunk = c.getParams().getChunk();
-    body->append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
-    return kj::READY_NOW;
-  }
-  kj::Promise<void> done(DoneContext) override {
-    *finished = true;
-    return kj::READY_NOW;
-  }
-};
-
 struct Fetched {
   bool refused = false;
   idl::FetchRefusal reason = idl::FetchRefusal::INTERNAL;
@@ -143,7 +122,7 @@ Fetched fetchAs(Context& ctx, uid_t as, const char* url, uint64_t maxBodyBytes =
   r0.setUrl(url);
   r0.setMaxBodyBytes(maxBodyBytes);
   r0.setTicket(ticket);
-  req.setSink(kj::heap<Sink>(&f.body, &f.status, &f.complete));
+  req.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &f.body, .status = &f.status, .done = &f.complete}));
   auto resp = req.send().wait(ctx.io.waitScope);
   auto r = resp.getResult();
   if (r.isRefused()) {
@@ -834,7 +813,7 @@ std::string boundedFetch(Context& ctx, const char* url) {
     auto req = fetchd.as<idl::Fetcher>().fetchRequest();
     req.initRequest().setUrl(url);
     req.getRequest().setTicket(ticket);
-    req.setSink(kj::heap<Sink>(&body, &status, &complete));
+    req.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &body, .status = &status, .done = &complete}));
     out = req.send()
               .then([&](capnp::Response<idl::Fetcher::FetchResults>&& resp) -> std::string {
                 auto r = resp.getResult();

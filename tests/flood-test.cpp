@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/tests/hostile-client.h"
+#include "tests/support/hostile-client.h"
 #include "common/unix-connect.h"
 #include "idl/cap.capnp.h"
 #include "idl/fetch.capnp.h"

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "capd/broker.h"
+#include "tests/support/instant-netd.h"
 #include "netd/grant-registry.h"
 #include "common/audit.h"
 #include "common/rpc-server.h"
@@ -23,14 +24,7 @@ using namespace capnet;
 
 namespace {
 
-class InstantNetd final : public NetdLink {
- public:
-  bool connected() const override { return true; }
-  kj::Promise<bool> registerGrant(idl::Grant::Reader) override { return true; }
-  kj::Promise<void> revoke(const GrantToken&) override { return kj::READY_NOW; }
-  kj::Promise<void> revokeAll() override { return kj::READY_NOW; }
-  kj::Promise<void> announce(const Announcement&) override { return kj::READY_NOW; }
-};
+using capnet::testing::InstantNetd;
 
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());

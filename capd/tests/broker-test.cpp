@@ -1,7 +1,8 @@
 #include <capnp/rpc-twoparty.h>
 #include <doctest/doctest.h>
 
-#include "common/tests/temp-dir.h"
+#include "tests/support/temp-dir.h"
+#include "tests/support/audit-capture.h"
 #include <kj/async-io.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -94,17 +95,7 @@ std::string configJson(bool devnet, uid_t appUid) {
             "hosts": {"devnet.test": "10.0.2.2"}, "grants": {"lifetimeMs": 60000}}})";
 }
 
-struct Captured {
-  std::vector<std::string> lines;
-  Captured() { setAuditSink([this](const std::string& l) { lines.push_back(l); }); }
-  ~Captured() { setAuditSink({}); }
-  bool has(const std::string& prefix) const {
-    for (const auto& l : lines) {
-      if (l.rfind(prefix, 0) == 0) return true;
-    }
-    return false;
-  }
-};
+using Captured = capnet::testing::AuditCapture;
 
 GrantRequest tcpRequest(uid_t uid) { return GrantRequest{uid, uid, false, "tcp", "devnet.test", 7}; }
 

@@ -4,7 +4,8 @@
 #include <capnp/rpc-twoparty.h>
 #include <doctest/doctest.h>
 
-#include "common/tests/temp-dir.h"
+#include "tests/support/temp-dir.h"
+#include "tests/support/audit-capture.h"
 #include <kj/async-io.h>
 #include <unistd.h>
 
@@ -16,7 +17,7 @@
 
 #include "common/audit.h"
 #include "common/rpc-server.h"
-#include "common/tests/hostile-client.h"
+#include "tests/support/hostile-client.h"
 #include "idl/net.capnp.h"
 
 using namespace capnet;
@@ -28,16 +29,7 @@ struct TempDir : capnet::testing::TempDir {
   TempDir() : capnet::testing::TempDir("rpc-server-test") {}
 };
 
-struct Captured {
-  std::vector<std::string> lines;
-  Captured() { setAuditSink([this](const std::string& l) { lines.push_back(l); }); }
-  ~Captured() { setAuditSink({}); }
-  size_t count(const std::string& prefix) const {
-    size_t n = 0;
-    for (const auto& l : lines) n += l.rfind(prefix, 0) == 0;
-    return n;
-  }
-};
+using Captured = capnet::testing::AuditCapture;
 
 // A NetConnect whose status() answers with `answerBytes` of detail: big answers fill the queue.
 class BigAnswers final : public idl::NetConnect::Server {

@@ -1,7 +1,8 @@
 #include <capnp/rpc-twoparty.h>
 #include <doctest/doctest.h>
 
-#include "common/tests/temp-dir.h"
+#include "tests/support/temp-dir.h"
+#include "tests/support/audit-capture.h"
 #include <kj/async-io.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 
 #include "common/audit.h"
 #include "common/rpc-server.h"
+#include "fetchd/fetch-client.h"
 #include "fetchd/fetchd.h"
 #include "idl/cap.capnp.h"
 
@@ -56,38 +58,7 @@ class FakeBroker final : public idl::Broker::Server {
   }
 };
 
-class CollectingSink final : public idl::BodySink::Server {
- public:
-  std::string* body;
-  uint16_t* status;
-  bool* finished;
-  CollectingSink(std::string* b, uint16_t* s, bool* d) : body(b), status(s), finished(d) {}
-  kj::Promise<void> begin(BeginContext c) override {
-    *status = c.getParams().getStatus();
-    return kj::READY_NOW;
-  }
-  kj::Promise<void> write(WriteContext c) override {
-    auto chunk = c.getParams().getChunk();
-    body->append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
-    return kj::READY_NOW;
-  }
-  kj::Promise<void> done(DoneContext) override {
-    *finished = true;
-    return kj::READY_NOW;
-  }
-};
-
-struct Captured {
-  std::vector<std::string> lines;
-  Captured() { setAuditSink([this](const std::string& l) { lines.push_back(l); }); }
-  ~Captured() { setAuditSink({}); }
-  bool has(const std::string& prefix) const {
-    for (const auto& l : lines) {
-      if (l.rfind(prefix, 0) == 0) return true;
-    }
-    return false;
-  }
-};
+using Captured = capnet::testing::AuditCapture;
 
 struct Rig {
   kj::AsyncIoContext io = kj::setupAsyncIo();
@@ -124,7 +95,7 @@ struct Rig {
     Out o;
     auto req = fetchd->fetcherFor(as).fetchRequest();
     req.initRequest().setUrl(url);
-    req.setSink(kj::heap<CollectingSink>(&o.body, &o.status, &o.done));
+    req.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &o.body, .status = &o.status, .done = &o.done}));
     auto resp = req.send().wait(io.waitScope);
     auto r = resp.getResult();
     if (r.isRefused()) {
@@ -205,7 +176,7 @@ TEST_CASE("one caller cannot run more fetches at once than the policy's fetchesP
   std::string body;
   uint16_t status = 0;
   bool done = false;
-  slow.setSink(kj::heap<CollectingSink>(&body, &status, &done));
+  slow.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &body, .status = &status, .done = &done}));
   auto pending = slow.send();
   for (int i = 0; i < 50 && FakeBroker::held.empty(); ++i) {
     rig.io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(rig.io.waitScope);
@@ -236,7 +207,7 @@ TEST_CASE("a caller at its fetch cap does not hold up another caller") {
   std::string body;
   uint16_t status = 0;
   bool done = false;
-  slow.setSink(kj::heap<CollectingSink>(&body, &status, &done));
+  slow.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &body, .status = &status, .done = &done}));
   auto pending = slow.send();
   for (int i = 0; i < 50 && FakeBroker::held.empty(); ++i) {
     rig.io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(rig.io.waitScope);
@@ -271,7 +242,7 @@ TEST_CASE("fetchd's socket: a uid in no policy gets no bootstrap, and the gate a
     std::string body;
     uint16_t status = 0;
     bool done = false;
-    req.setSink(kj::heap<CollectingSink>(&body, &status, &done));
+    req.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &body, .status = &status, .done = &done}));
     auto resp = req.send().wait(rig.io.waitScope);
     CHECK(resp.getResult().isResponse());
   } else {

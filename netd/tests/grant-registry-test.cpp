@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "netd/grant-registry.h"
-#include "netd/tests/test-support.h"
+#include "tests/support/netd-control.h"
 
 using namespace capnet;
 

@@ -1,7 +1,9 @@
 #include <capnp/rpc-twoparty.h>
 #include <doctest/doctest.h>
 
-#include "common/tests/temp-dir.h"
+#include "tests/support/temp-dir.h"
+#include "tests/support/audit-capture.h"
+#include "tests/support/memory-stack.h"
 #include <kj/async-io.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,71 +17,39 @@
 #include "netd/memory-connection.h"
 #include "netd/server/netd-server.h"
 #include "netd/server/null-stack.h"
-#include "netd/tests/test-support.h"
+#include "tests/support/netd-control.h"
 
 using namespace capnet;
 
 namespace {
 
 // A stack whose peer is an in-memory echo server (or refuses, or never answers).
-class FakeStack final : public TcpStack {
+class FakeStack final : public capnet::testing::MemoryStack {
  public:
   enum Mode { kEcho, kRefuse, kTimeout, kHold } mode = kEcho;
   // kHold: connects wait here until the test resolves them (a slow SYN-ACK).
-  std::vector<kj::Own<kj::PromiseFulfiller<Result<kj::Own<TcpConnection>, ConnectError>>>> held;
+  std::vector<kj::Own<kj::PromiseFulfiller<Connected>>> held;
   void releaseHeld() {
-    for (auto& f : held) {
-      auto [client, server] = newMemoryConnectionPair(4096);
-      tasks.add(echo(kj::mv(server)));
-      f->fulfill(Result<kj::Own<TcpConnection>, ConnectError>(kj::Own<TcpConnection>(kj::mv(client))));
-    }
+    for (auto& f : held) f->fulfill(echoPeer());
     held.clear();
   }
   std::vector<std::pair<uint32_t, uint16_t>> connects;
-  struct Ignore : kj::TaskSet::ErrorHandler {
-    void taskFailed(kj::Exception&&) override {}
-  } ignore;
-  kj::TaskSet tasks{ignore};
-  ~FakeStack() noexcept override {}
+  FakeStack() : MemoryStack("fake") {}
 
-  bool up() const override { return true; }
-  std::string detail() const override { return "fake"; }
-  kj::Promise<Result<kj::Own<TcpConnection>, ConnectError>> connect(uint32_t a, uint16_t port, uint32_t) override {
+  kj::Promise<Connected> connect(uint32_t a, uint16_t port, uint32_t) override {
     connects.emplace_back(a, port);
-    if (mode == kRefuse) return Result<kj::Own<TcpConnection>, ConnectError>(fail(ConnectError::kRefused, "RST"));
-    if (mode == kTimeout) return Result<kj::Own<TcpConnection>, ConnectError>(fail(ConnectError::kTimeout, "no SYN-ACK"));
+    if (mode == kRefuse) return Connected(fail(ConnectError::kRefused, "RST"));
+    if (mode == kTimeout) return Connected(fail(ConnectError::kTimeout, "no SYN-ACK"));
     if (mode == kHold) {
-      auto paf = kj::newPromiseAndFulfiller<Result<kj::Own<TcpConnection>, ConnectError>>();
+      auto paf = kj::newPromiseAndFulfiller<Connected>();
       held.push_back(kj::mv(paf.fulfiller));
       return kj::mv(paf.promise);
     }
-    auto [client, server] = newMemoryConnectionPair(4096);
-    tasks.add(echo(kj::mv(server)));
-    return Result<kj::Own<TcpConnection>, ConnectError>(kj::Own<TcpConnection>(kj::mv(client)));
-  }
-
-  static kj::Promise<void> echo(kj::Own<MemoryConnection> c) {
-    auto& conn = *c;
-    return conn.read(1024).then([&conn](ReadResult r) -> kj::Promise<void> {
-      if (r.eof) return conn.shutdownWrite();
-      auto data = kj::mv(r.data);
-      auto p = conn.write(data);
-      return p.attach(kj::mv(data)).then([&conn]() { return echo(kj::Own<MemoryConnection>(&conn, kj::NullDisposer::instance)); });
-    }).attach(kj::mv(c));
+    return echoPeer();
   }
 };
 
-struct Captured {
-  std::vector<std::string> lines;
-  Captured() { setAuditSink([this](const std::string& l) { lines.push_back(l); }); }
-  ~Captured() { setAuditSink({}); }
-  bool has(const std::string& s) const {
-    for (const auto& l : lines) {
-      if (l == s || l.rfind(s, 0) == 0) return true;
-    }
-    return false;
-  }
-};
+using Captured = capnet::testing::AuditCapture;
 
 struct TempDir : capnet::testing::TempDir {
   TempDir() : capnet::testing::TempDir("netd-test") {}

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "common/tests/temp-dir.h"
+#include "tests/support/temp-dir.h"
 #include <sys/stat.h>
 #include <unistd.h>
 #include <chrono>

@@ -2,7 +2,7 @@
 // with the guest's clock pinned at 2026-06-01 and the test PKI the build generates.
 #include <doctest/doctest.h>
 
-#include "common/tests/temp-dir.h"
+#include "tests/support/temp-dir.h"
 #include <kj/async-io.h>
 #include <kj/encoding.h>
 #include <sys/socket.h>
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "common/audit.h"
-#include "netd/tests/test-support.h"
+#include "tests/support/netd-control.h"
 #include "netd/tls/wolf-tls.h"
 
 using namespace capnet;

@@ -74,6 +74,24 @@ inline TestGrant testGrant(uint8_t seed, uid_t holder, std::string scheme = "tcp
 // Registers a grant straight into a Netd (no control channel).
 inline void addGrant(Netd& netd, const TestGrant& g) { netd.grants().add(grantOf(*g.message())); }
 
+// netd as a live capd session leaves it for fetchd's tests: devnet on, `principal` holding
+// net.tcp.connect, and the grant for http://devnet.test:80 (10.0.2.100) with a token of
+// `tokenByte` registered. Returns capd's control session, which the caller keeps alive.
+inline kj::Maybe<capnp::Capability::Client> grantHttpDevnet(Netd& netd, uid_t capdUid, uid_t principal,
+                                                            uint8_t tokenByte) {
+  auto control = netd.controlFor(capdUid);
+  NetdPolicy policy;
+  policy.devnetEnabled = true;
+  policy.generation = 1;
+  policy.principals[principal] = {"net.tcp.connect"};
+  netd.announce(policy);
+  auto g = testGrant(tokenByte, principal, "http", 1000000);
+  g.port = 80;
+  g.address = 0x0a000264;
+  addGrant(netd, g);
+  return control;
+}
+
 // An announcement: devnet, and `principals` (this process's uid by default) holding net.tcp.connect.
 struct TestAnnouncement {
   bool devnetEnabled = false;

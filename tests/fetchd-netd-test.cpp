@@ -3,7 +3,6 @@
 // KJ HTTP client over netd's ByteStream.
 #include <doctest/doctest.h>
 
-#include "common/tests/temp-dir.h"
 #include <kj/async-io.h>
 #include <unistd.h>
 
@@ -15,64 +14,38 @@
 
 #include "common/audit.h"
 #include "common/rpc-server.h"
+#include "fetchd/fetch-client.h"
 #include "fetchd/fetchd.h"
 #include "idl/cap.capnp.h"
 #include "netd/memory-connection.h"
 #include "netd/server/netd-server.h"
-#include "netd/tests/test-support.h"
+#include "tests/support/audit-capture.h"
+#include "tests/support/memory-stack.h"
+#include "tests/support/minting-broker.h"
+#include "tests/support/netd-control.h"
+#include "tests/support/temp-dir.h"
 
 using namespace capnet;
 
 namespace {
 
-constexpr uint8_t kTokenByte = 0x42;
 constexpr uint8_t kTicketByte = 0x77;   // the ticket the app "got from capd".
 
 // The origin server: answers one request per connection by path.
-class HttpStack final : public TcpStack {
+class HttpStack final : public capnet::testing::MemoryStack {
  public:
   std::vector<std::string> requestLines;
-  struct Ignore : kj::TaskSet::ErrorHandler {
-    void taskFailed(kj::Exception&&) override {}
-  } ignore;
-  kj::TaskSet tasks{ignore};
-  ~HttpStack() noexcept override {}
-  bool up() const override { return true; }
-  std::string detail() const override { return "memory"; }
   // The most streams netd held open at the moment of a connect (fetchd must close each redirect
   // hop's connection before it opens the next).
   Netd* netd = nullptr;
   size_t openAtConnect = 0;
-  kj::Promise<Result<kj::Own<TcpConnection>, ConnectError>> connect(uint32_t, uint16_t, uint32_t) override {
+  kj::Promise<Connected> connect(uint32_t, uint16_t, uint32_t) override {
     if (netd != nullptr) openAtConnect = std::max(openAtConnect, netd->liveStreams());
-    auto [client, server] = newMemoryConnectionPair(16384);
-    tasks.add(serve(kj::mv(server), std::make_shared<std::string>()));
-    return Result<kj::Own<TcpConnection>, ConnectError>(kj::Own<TcpConnection>(kj::mv(client)));
-  }
-
-  kj::Promise<void> serve(kj::Own<MemoryConnection> c, std::shared_ptr<std::string> buf) {
-    auto& conn = *c;
-    return conn.read(4096).then([this, &conn, buf](ReadResult r) -> kj::Promise<void> {
-      buf->append(reinterpret_cast<const char*>(r.data.begin()), r.data.size());
-      auto end = buf->find("\r\n\r\n");
-      if (end == std::string::npos) {
-        if (r.eof) return kj::READY_NOW;
-        return serve(kj::Own<MemoryConnection>(&conn, kj::NullDisposer::instance), buf);
-      }
-      std::string line = buf->substr(0, buf->find("\r\n"));
+    return httpPeer([this](const std::string& head) {
+      std::string line = head.substr(0, head.find("\r\n"));
       requestLines.push_back(line);
       std::string path = line.substr(line.find(' ') + 1);
-      path = path.substr(0, path.find(' '));
-      auto out = std::make_shared<std::string>(respond(path));
-      return writeAll(conn, out, 0).then([&conn]() { return conn.shutdownWrite(); });
-    }).attach(kj::mv(c));
-  }
-
-  static kj::Promise<void> writeAll(MemoryConnection& conn, std::shared_ptr<std::string> s, size_t off) {
-    if (off >= s->size()) return kj::READY_NOW;
-    size_t n = std::min<size_t>(8192, s->size() - off);
-    return conn.write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(s->data() + off), n)).then([&conn, s, off, n]() {
-      return writeAll(conn, s, off + n);
+      return respond(path.substr(0, path.find(' ')));
     });
   }
 
@@ -96,65 +69,13 @@ class HttpStack final : public TcpStack {
   }
 };
 
-// capd: grants every scope to the caller with a fixed token (netd is told about it directly).
-class MintingBroker final : public idl::Broker::Server {
- public:
-  // The policy's fetch limits capd reports with every check (zero: fetchd's own defaults).
-  static inline uint64_t maxBodyBytes = 0;
-  static inline uint32_t maxHeaderBytes = 0;
-  static inline uint32_t maxRedirects = 5;
-  kj::Promise<void> check(CheckContext context) override {
-    context.getResults().initDecision().setAllowed(true);
-    auto f = context.getResults().initFetch();
-    f.setMaxBodyBytes(maxBodyBytes);
-    f.setMaxHeaderBytes(maxHeaderBytes);
-    f.setMaxRedirects(maxRedirects);
-    return kj::READY_NOW;
-  }
-  static inline int revokes = 0;
-  kj::Promise<void> revoke(RevokeContext context) override {
-    auto t = context.getParams().getToken();
-    if (t.size() == 16 && t[0] == kTokenByte) ++revokes;
-    context.getResults().setRevoked(true);
-    return kj::READY_NOW;
-  }
-  static inline int grantRequests = 0;
-  kj::Promise<void> requestGrantFor(RequestGrantForContext context) override {
-    ++grantRequests;
-    auto ticket = context.getParams().getTicket();
-    if (ticket.size() != 16 || ticket[0] != kTicketByte) {
-      auto r = context.getResults().initResult().initRefused();
-      r.setReason(idl::GrantRefusal::BAD_TICKET);
-      r.setDetail("no ticket");
-      return kj::READY_NOW;
-    }
-    auto g = context.getResults().initResult().initGranted();
-    kj::byte token[16];
-    std::fill(token, token + 16, kTokenByte);
-    g.setToken(kj::arrayPtr(token, 16));
-    return kj::READY_NOW;
-  }
-};
-
-class Sink final : public idl::BodySink::Server {
- public:
-  std::string* body;
-  explicit Sink(std::string* b) : body(b) {}
-  kj::Promise<void> begin(BeginContext) override { return kj::READY_NOW; }
-  kj::Promise<void> done(DoneContext) override { return kj::READY_NOW; }
-  kj::Promise<void> write(WriteContext c) override {
-    auto chunk = c.getParams().getChunk();
-    body->append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
-    return kj::READY_NOW;
-  }
-};
-
 struct Rig {
   kj::AsyncIoContext io = kj::setupAsyncIo();
   capnet::testing::TempDir tmp{"fetchd-real"};
   std::string dir;
   FakeClock clock{0};
   HttpStack stack;
+  capnet::testing::MintingPolicy minting;
   Netd netd;
   kj::Maybe<capnp::Capability::Client> control;
   UnixRpcServer capdServer, netdServer;
@@ -165,21 +86,16 @@ struct Rig {
   Rig()
       : netd(clock, io.provider->getTimer(), stack, getuid()),
         capdServer(*io.provider, "capd", RpcLimits{},
-                   [](const PeerCredentials&) {
-                     return kj::Maybe<capnp::Capability::Client>(capnp::Capability::Client(kj::heap<MintingBroker>()));
+                   [this](const PeerCredentials&) {
+                     return kj::Maybe<capnp::Capability::Client>(
+                         capnp::Capability::Client(kj::heap<capnet::testing::MintingBroker>(minting)));
                    }),
         netdServer(*io.provider, "netd", RpcLimits{}, [this](const PeerCredentials& p) {
           return kj::Maybe<capnp::Capability::Client>(capnp::Capability::Client(netd.netConnectFor(p.uid)));
         }) {
     dir = tmp.path;
     stack.netd = &netd;
-    control = netd.controlFor(getuid());   // a live capd session...
-    // ...that turned devnet on, with this uid a principal, and registered the grant.
-    netd.announce(capnet::testing::asPolicy(capnet::testing::testAnnouncement(true, 1)));
-    auto g = capnet::testing::testGrant(kTokenByte, getuid(), "http", 1000000);
-    g.port = 80;
-    g.address = 0x0a000264;
-    capnet::testing::addGrant(netd, g);
+    control = capnet::testing::grantHttpDevnet(netd, getuid(), getuid(), minting.tokenByte);
     capdServer.bind(dir + "/capd.sock", 0600).wait(io.waitScope);
     netdServer.bind(dir + "/netd.sock", 0600).wait(io.waitScope);
     a = capdServer.run().eagerlyEvaluate(nullptr);
@@ -205,7 +121,7 @@ struct Rig {
       auto t = req.getRequest().initTicket(16);
       std::fill(t.begin(), t.end(), kTicketByte);
     }
-    req.setSink(kj::heap<Sink>(&o.body));
+    req.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &o.body}));
     auto resp = req.send().wait(io.waitScope);
     auto r = resp.getResult();
     if (r.isRefused()) {
@@ -255,7 +171,7 @@ TEST_CASE("real backend: a chunked body that grows over the cap is refused as to
   auto ticket = req.getRequest().initTicket(16);
   std::fill(ticket.begin(), ticket.end(), kTicketByte);
   std::string body;
-  req.setSink(kj::heap<Sink>(&body));
+  req.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &body}));
   auto resp = req.send().wait(rig.io.waitScope);
   REQUIRE(resp.getResult().isRefused());
   CHECK(resp.getResult().getRefused().getReason() == idl::FetchRefusal::BODY_TOO_LARGE);
@@ -276,14 +192,10 @@ TEST_CASE("real backend: a same-host redirect is followed and a redirect loop st
 
 TEST_CASE("real backend: a cross-host redirect is refused with its marker") {
   Rig rig;
-  std::vector<std::string> lines;
-  setAuditSink([&](const std::string& l) { lines.push_back(l); });
+  capnet::testing::AuditCapture audit;
   auto o = rig.fetch("http://devnet.test/redirect-cross");
-  setAuditSink({});
   CHECK(o.reason == idl::FetchRefusal::CROSS_HOST_REDIRECT);
-  bool marker = false;
-  for (auto& l : lines) marker = marker || l.rfind("fetchd: deny host=devnet.test reason=cross-host-redirect", 0) == 0;
-  CHECK(marker);
+  CHECK(audit.has("fetchd: deny host=devnet.test reason=cross-host-redirect"));
 }
 
 TEST_CASE("real backend: an oversized header and a malformed response are refused without a crash") {
@@ -306,41 +218,41 @@ TEST_CASE("real backend: a host outside the grant's scope is refused by netd and
 TEST_CASE("real backend: network.http limits from capd's policy change what fetchd accepts") {
   Rig rig;
   // maxBodyBytes: "hello\n" is 6 bytes.
-  MintingBroker::maxBodyBytes = 5;
+  rig.minting.maxBodyBytes = 5;
   CHECK(rig.fetch("http://devnet.test/").reason == idl::FetchRefusal::BODY_TOO_LARGE);
-  MintingBroker::maxBodyBytes = 6;
+  rig.minting.maxBodyBytes = 6;
   CHECK_FALSE(rig.fetch("http://devnet.test/").refused);
-  MintingBroker::maxBodyBytes = 0;
+  rig.minting.maxBodyBytes = 0;
   // maxRedirects (0 also when redirects are "none"): the same-host redirect is no longer followed.
-  MintingBroker::maxRedirects = 0;
+  rig.minting.maxRedirects = 0;
   CHECK(rig.fetch("http://devnet.test/redirect-same").reason == idl::FetchRefusal::TOO_MANY_REDIRECTS);
-  MintingBroker::maxRedirects = 5;
+  rig.minting.maxRedirects = 5;
   CHECK_FALSE(rig.fetch("http://devnet.test/redirect-same").refused);
   // maxHeaderBytes: "/"'s two headers are about 50 bytes.
-  MintingBroker::maxHeaderBytes = 40;
+  rig.minting.maxHeaderBytes = 40;
   CHECK(rig.fetch("http://devnet.test/").reason == idl::FetchRefusal::HEADER_TOO_LARGE);
-  MintingBroker::maxHeaderBytes = 0;
+  rig.minting.maxHeaderBytes = 0;
   CHECK_FALSE(rig.fetch("http://devnet.test/").refused);
 }
 
 TEST_CASE("real backend: without the app's ticket fetchd gets no grant and fetches nothing") {
   Rig rig;
-  MintingBroker::grantRequests = 0;
+  rig.minting.grantRequests = 0;
   auto o = rig.fetch("http://devnet.test/", false);
   CHECK(o.refused);
   CHECK(o.reason == idl::FetchRefusal::NO_CAP);
-  CHECK(MintingBroker::grantRequests == 1);
+  CHECK(rig.minting.grantRequests == 1);
   CHECK(rig.stack.requestLines.empty());
 }
 
 TEST_CASE("real backend: a redirect hop reuses the grant and its connection is closed before the next opens") {
   Rig rig;
-  MintingBroker::grantRequests = 0;
+  rig.minting.grantRequests = 0;
   auto o = rig.fetch("http://devnet.test/redirect-same");
   REQUIRE_FALSE(o.refused);
   CHECK(o.body == "chunked!");
   CHECK(rig.stack.requestLines.size() == 2);
-  CHECK(MintingBroker::grantRequests == 1);   // one ticket, one grant, every hop of the same origin.
+  CHECK(rig.minting.grantRequests == 1);   // one ticket, one grant, every hop of the same origin.
   CHECK(rig.stack.openAtConnect == 0);        // no stream of the first hop was open at the second connect.
   rig.stack.openAtConnect = 0;
   auto loop = rig.fetch("http://devnet.test/redirect-loop");
@@ -350,13 +262,13 @@ TEST_CASE("real backend: a redirect hop reuses the grant and its connection is c
 
 TEST_CASE("real backend: a fetch gives its grant back when it ends, answered or refused (live grants count fetches in flight)") {
   Rig rig;
-  MintingBroker::revokes = 0;
-  MintingBroker::grantRequests = 0;
+  rig.minting.revokes = 0;
+  rig.minting.grantRequests = 0;
   CHECK_FALSE(rig.fetch("http://devnet.test/").refused);
-  CHECK(MintingBroker::revokes == 1);
+  CHECK(rig.minting.revokes == 1);
   CHECK(rig.fetch("http://devnet.test/redirect-cross").refused);   // refused after the grant was used
-  CHECK(MintingBroker::revokes == 2);
+  CHECK(rig.minting.revokes == 2);
   CHECK_FALSE(rig.fetch("http://devnet.test/redirect-same").refused);   // every hop, one grant, one revoke
-  CHECK(MintingBroker::revokes == 3);
-  CHECK(MintingBroker::grantRequests == 3);
+  CHECK(rig.minting.revokes == 3);
+  CHECK(rig.minting.grantRequests == 3);
 }
