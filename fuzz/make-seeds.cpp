@@ -26,6 +26,7 @@
 #include "idl/fetch.capnp.h"
 #include "idl/net.capnp.h"
 #include "idl/trust.capnp.h"
+#include "tests/support/hostile-client.h"
 
 namespace {
 
@@ -42,14 +43,7 @@ std::string bootstrap() {
 
 std::string call(uint32_t q, uint64_t iface, uint16_t method, const std::function<void(capnp::AnyPointer::Builder)>& fill) {
   capnp::MallocMessageBuilder m;
-  auto c = m.initRoot<capnp::rpc::Message>().initCall();
-  c.setQuestionId(q);
-  c.initTarget().initPromisedAnswer().setQuestionId(0);
-  c.setInterfaceId(iface);
-  c.setMethodId(method);
-  auto p = c.initParams();
-  if (fill) fill(p.getContent());
-  p.initCapTable(0);
+  capnet::testing::buildCall(m, q, 0, -1, iface, method, fill);
   return message(m);
 }
 

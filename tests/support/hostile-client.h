@@ -19,6 +19,23 @@
 
 namespace capnet::testing {
 
+// An rpc::Message Call into `m`: question `questionId` calls method `methodId` of `interfaceId` on
+// the answer to question `target` (pipelined), or with `field` >= 0 on the capability in that
+// pointer field of the answer's result struct; `fill` writes the parameters (no capabilities).
+inline void buildCall(capnp::MessageBuilder& m, uint32_t questionId, uint32_t target, int field, uint64_t interfaceId,
+                      uint16_t methodId, const std::function<void(capnp::AnyPointer::Builder)>& fill) {
+  auto c = m.initRoot<capnp::rpc::Message>().initCall();
+  c.setQuestionId(questionId);
+  auto pa = c.initTarget().initPromisedAnswer();
+  pa.setQuestionId(target);
+  if (field >= 0) pa.initTransform(1)[0].setGetPointerField(static_cast<uint16_t>(field));
+  c.setInterfaceId(interfaceId);
+  c.setMethodId(methodId);
+  auto params = c.initParams();
+  if (fill) fill(params.getContent());
+  params.initCapTable(0);
+}
+
 // A connected Unix stream socket to `path`, or -1.
 inline int connectUnix(const std::string& path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -72,14 +89,7 @@ class RawRpcPeer {
   bool call(uint32_t questionId, uint32_t target, uint64_t interfaceId, uint16_t methodId,
             const std::function<void(capnp::AnyPointer::Builder)>& fill = {}) {
     capnp::MallocMessageBuilder m;
-    auto c = m.initRoot<capnp::rpc::Message>().initCall();
-    c.setQuestionId(questionId);
-    c.initTarget().initPromisedAnswer().setQuestionId(target);
-    c.setInterfaceId(interfaceId);
-    c.setMethodId(methodId);
-    auto params = c.initParams();
-    if (fill) fill(params.getContent());
-    params.initCapTable(0);
+    buildCall(m, questionId, target, -1, interfaceId, methodId, fill);
     return send(m);
   }
 
@@ -88,17 +98,7 @@ class RawRpcPeer {
   bool callOnResultField(uint32_t questionId, uint32_t target, uint16_t field, uint64_t interfaceId,
                          uint16_t methodId, const std::function<void(capnp::AnyPointer::Builder)>& fill = {}) {
     capnp::MallocMessageBuilder m;
-    auto c = m.initRoot<capnp::rpc::Message>().initCall();
-    c.setQuestionId(questionId);
-    auto pa = c.initTarget().initPromisedAnswer();
-    pa.setQuestionId(target);
-    auto ops = pa.initTransform(1);
-    ops[0].setGetPointerField(field);
-    c.setInterfaceId(interfaceId);
-    c.setMethodId(methodId);
-    auto params = c.initParams();
-    if (fill) fill(params.getContent());
-    params.initCapTable(0);
+    buildCall(m, questionId, target, field, interfaceId, methodId, fill);
     return send(m);
   }
 
