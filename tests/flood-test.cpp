@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tests/support/hostile-client.h"
+#include "tests/support/wait.h"
 #include "common/unix-connect.h"
 #include "idl/cap.capnp.h"
 #include "idl/fetch.capnp.h"
@@ -91,11 +92,7 @@ Daemon spawn(const std::string& name, const std::vector<std::string>& argv, cons
 }
 
 bool waitFor(const std::string& path, int ms) {
-  for (int i = 0; i < ms / 10; ++i) {
-    if (std::filesystem::exists(path)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
+  return capnet::testing::waitUntil([&] { return std::filesystem::exists(path); }, std::chrono::milliseconds(ms));
 }
 
 struct Rig {
@@ -128,9 +125,7 @@ struct Rig {
                               dir + "/fetchd.log"));
     REQUIRE(waitFor(dir + "/fetchd.sock", 5000));
     // netd learns the principals from capd's announcement.
-    for (int i = 0; i < 500 && readFile(dir + "/netd.log").find("netd: devnet state=on") == std::string::npos; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    capnet::testing::waitUntil([&] { return readFile(dir + "/netd.log").find("netd: devnet state=on") != std::string::npos; });
   }
   ~Rig() {
     if (std::getenv("FLOOD_TEST_KEEP")) {

@@ -3,6 +3,7 @@
 
 #include "tests/support/temp-dir.h"
 #include "tests/support/audit-capture.h"
+#include "tests/support/wait.h"
 #include <kj/async-io.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -514,8 +515,7 @@ TEST_CASE("a grant whose mint overlaps a reload that withdraws it is never retur
   capd.start();
   netd.holdNext = true;   // netd answers the registration late...
   auto minting = capd.mint(tcpRequest(2000));
-  io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(io.waitScope);
-  REQUIRE(netd.registered.size() == 1);
+  REQUIRE(capnet::testing::runUntil(io, [&] { return netd.registered.size() == 1; }));
   // ...and meanwhile the policy author takes net.tcp.connect away.
   dir.write("n.json", R"({"network": {"devnet": {"enabled": true}, "principals": {"app": {"uid": 2000,
       "capabilities": ["net.dns.resolve"]}}, "hosts": {"devnet.test": "10.0.2.2"}}})");
@@ -541,7 +541,7 @@ TEST_CASE("a mint that overlaps a reload which still allows it on the same terms
   capd.start();
   netd.holdNext = true;
   auto minting = capd.mint(tcpRequest(2000));
-  io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(io.waitScope);
+  REQUIRE(capnet::testing::runUntil(io, [&] { return netd.pending.get() != nullptr; }));
   REQUIRE(capd.reload().wait(io.waitScope).applied);   // the same file: nothing withdrawn.
   netd.pending->fulfill(true);
   CHECK(minting.wait(io.waitScope).granted);

@@ -18,6 +18,7 @@
 #include "common/audit.h"
 #include "common/rpc-server.h"
 #include "tests/support/hostile-client.h"
+#include "tests/support/wait.h"
 #include "idl/net.capnp.h"
 
 using namespace capnet;
@@ -70,11 +71,7 @@ struct Rig {
   // Runs the loop until `done` or `ms` pass.
   template <typename F>
   bool runUntil(F done, int ms) {
-    for (int i = 0; i < ms / 5; ++i) {
-      if (done()) return true;
-      io.provider->getTimer().afterDelay(5 * kj::MILLISECONDS).wait(io.waitScope);
-    }
-    return done();
+    return capnet::testing::runUntil(io, done, ms * kj::MILLISECONDS);
   }
   // Whether the server closed `fd`, polling while the loop runs (a blocking read would stall the
   // server, which runs on this thread).

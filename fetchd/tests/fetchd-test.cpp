@@ -3,6 +3,7 @@
 
 #include "tests/support/temp-dir.h"
 #include "tests/support/audit-capture.h"
+#include "tests/support/wait.h"
 #include <kj/async-io.h>
 #include <unistd.h>
 
@@ -178,9 +179,7 @@ TEST_CASE("one caller cannot run more fetches at once than the policy's fetchesP
   bool done = false;
   slow.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &body, .status = &status, .done = &done}));
   auto pending = slow.send();
-  for (int i = 0; i < 50 && FakeBroker::held.empty(); ++i) {
-    rig.io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(rig.io.waitScope);
-  }
+  REQUIRE(capnet::testing::runUntil(rig.io, [] { return !FakeBroker::held.empty(); }));
   REQUIRE(FakeBroker::held.size() == 1);
   CHECK(rig.fetchd->fetchesOf(2000) == 1);
   auto second = rig.fetch(2000, "http://fixture.local/index.html");
@@ -209,9 +208,7 @@ TEST_CASE("a caller at its fetch cap does not hold up another caller") {
   bool done = false;
   slow.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &body, .status = &status, .done = &done}));
   auto pending = slow.send();
-  for (int i = 0; i < 50 && FakeBroker::held.empty(); ++i) {
-    rig.io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(rig.io.waitScope);
-  }
+  REQUIRE(capnet::testing::runUntil(rig.io, [] { return !FakeBroker::held.empty(); }));
   REQUIRE(FakeBroker::held.size() == 1);
   FakeBroker::holdChecks = false;
   // uid 2001 is a different caller: its fetch proceeds (and capd refuses it: not net.http.fetch).

@@ -18,6 +18,7 @@
 #include "netd/server/netd-server.h"
 #include "netd/server/null-stack.h"
 #include "tests/support/netd-control.h"
+#include "tests/support/wait.h"
 
 using namespace capnet;
 
@@ -93,9 +94,12 @@ struct Rig {
     }
     settle();
   }
-  void settle() {
-    for (int i = 0; i < 50; ++i) io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(io.waitScope);
-  }
+  // Runs the loop for 50 ms: for checks that something does NOT happen, and for calls sent over the
+  // socket to reach netd where nothing observable says they have.
+  void settle() { capnet::testing::runFor(io, 50 * kj::MILLISECONDS); }
+  // Runs the loop until `cond` holds (bounded: 5 s).
+  template <typename F>
+  bool settleUntil(F cond) { return capnet::testing::runUntil(io, cond); }
   void registerGrant(const TestGrant& g) { REQUIRE(link->registerGrant(g).wait(io.waitScope)); }
 
   struct Outcome {
@@ -293,8 +297,7 @@ TEST_CASE("when capd's control connection drops netd forgets every grant and den
   CHECK(rig.connect(getuid(), tok(g)).connected);
   rig.linking = nullptr;
   rig.link = nullptr;   // capd goes away.
-  rig.settle();
-  CHECK_FALSE(rig.netd.capdConnected());
+  CHECK(rig.settleUntil([&] { return !rig.netd.capdConnected(); }));
   CHECK(rig.netd.grants().size() == 0);
   CHECK(audit.has("netd: capd-disconnected revoked=1 state=deny-all"));
   CHECK(rig.connect(getuid(), tok(g)).reason == idl::ConnectRefusal::CAPD_UNREACHABLE);
@@ -391,8 +394,7 @@ TEST_CASE("read, read, close pipelined on one stream is safe, and calls behind c
   CHECK(closure(kj::mv(lateRead), rig.io.waitScope) == "closed");
   // A second close is harmless.
   s.closeRequest().send().wait(rig.io.waitScope);
-  rig.settle();
-  CHECK(rig.netd.liveStreams() == 0);
+  CHECK(rig.settleUntil([&] { return rig.netd.liveStreams() == 0; }));
   CHECK(rig.netd.streamsOf(getuid()) == 0);
 }
 
@@ -422,7 +424,7 @@ TEST_CASE("write and shutdownWrite pipelined with close in every order never tou
     for (auto& op : ops) op();
     for (auto& c : calls) kj::runCatchingExceptions([&]() { c.wait(rig.io.waitScope); });
     s = nullptr;   // drop with whatever is left.
-    rig.settle();
+    rig.settleUntil([&] { return rig.netd.liveStreams() == 0; });
   }
   CHECK(rig.netd.liveStreams() == 0);
   CHECK(rig.netd.streamsOf(getuid()) == 0);
@@ -442,8 +444,7 @@ TEST_CASE("dropping a stream with reads in flight resets it and frees its slot")
     rig.settle();
     CHECK(rig.netd.liveStreams() == 1);   // the call in flight still holds it...
   }                                       // ...until the caller cancels it.
-  rig.settle();
-  CHECK(rig.netd.liveStreams() == 0);
+  CHECK(rig.settleUntil([&] { return rig.netd.liveStreams() == 0; }));
   CHECK(rig.netd.streamsOf(getuid()) == 0);
 }
 
@@ -533,7 +534,7 @@ TEST_CASE("losing capd's control session closes every stream with capd-unreachab
   auto s = open(rig, g);
   rig.linking = nullptr;
   rig.link = nullptr;
-  rig.settle();
+  REQUIRE(rig.settleUntil([&] { return !rig.netd.capdConnected(); }));
   auto r = s.readRequest();
   r.setMaxBytes(1);
   CHECK(closure(r.send(), rig.io.waitScope) == "capd-unreachable");
@@ -582,8 +583,7 @@ TEST_CASE("a holder's streams are capped, counting connects still in progress") 
   };
   auto c1 = connectReq();
   auto c2 = connectReq();
-  rig.settle();
-  CHECK(rig.stack.held.size() == 2);
+  CHECK(rig.settleUntil([&] { return rig.stack.held.size() == 2; }));
   auto third = rig.connect(getuid(), tok(g));
   CHECK(third.reason == idl::ConnectRefusal::TOO_MANY_CONNECTIONS);
   CHECK(audit.has("net: connect deny reason=too-many-connections uid=" + std::to_string(getuid())));
@@ -595,7 +595,7 @@ TEST_CASE("a holder's streams are capped, counting connects still in progress") 
   rig.stack.mode = FakeStack::kEcho;
   s1.closeRequest().send().wait(rig.io.waitScope);
   s1 = nullptr;
-  rig.settle();
+  REQUIRE(rig.settleUntil([&] { return rig.netd.liveStreams() == 1; }));
   CHECK(rig.connect(getuid(), tok(g)).connected);
 }
 
@@ -618,8 +618,7 @@ TEST_CASE("a grant revoked while its connect is in progress yields no stream") {
   auto r = resp.getResult();
   REQUIRE(r.isRefused());
   CHECK(r.getRefused().getReason() == idl::ConnectRefusal::CAP_REVOKED);
-  rig.settle();
-  CHECK(rig.netd.streamsOf(getuid()) == 0);
+  CHECK(rig.settleUntil([&] { return rig.netd.streamsOf(getuid()) == 0; }));
 }
 
 TEST_CASE("a TLS server name other than the grant's host is refused: policy is keyed by the grant") {
@@ -671,8 +670,7 @@ TEST_CASE("between capd's (re)connect and its announcement netd knows no policy:
   Rig rig;
   Captured audit;
   rig.link = kj::heap<ControlLink>(*rig.io.provider, rig.dir.path + "/control.sock", rig.io.waitScope);
-  rig.settle();
-  REQUIRE(rig.netd.capdConnected());
+  REQUIRE(rig.settleUntil([&] { return rig.netd.capdConnected(); }));
   CHECK_FALSE(rig.netd.policyKnown());
   // Any local uid may ask for status, and learns why nothing connects.
   auto st = rig.netd.netConnectFor(getuid() + 99).statusRequest().send().wait(rig.io.waitScope);

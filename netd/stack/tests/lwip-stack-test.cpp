@@ -21,6 +21,7 @@ extern "C" {
 
 #include "netd/stack/lwip-stack.h"
 #include "netd/stack/socket-link.h"
+#include "tests/support/wait.h"
 
 using namespace capnet;
 
@@ -235,10 +236,9 @@ TEST_CASE("destroying a connection mid-transfer resets it cleanly and the peer's
   auto conn = kj::mv(r).value();
   const std::string sent = pattern(256 * 1024);
   auto writing = conn->write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(sent.data()), sent.size()));
-  io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
+  capnet::testing::runFor(io, 20 * kj::MILLISECONDS);   // some of it on the wire, most of it queued
   conn = nullptr;   // abort while data is in flight.
-  io.provider->getTimer().afterDelay(200 * kj::MILLISECONDS).wait(io.waitScope);
-  CHECK(stack.connections() == 0);
+  CHECK(capnet::testing::runUntil(io, [&] { return stack.connections() == 0; }, 2 * kj::SECONDS));
   auto again = stack.connect(kPeer, 7, 5000).wait(io.waitScope);
   CHECK(again.ok());
 }

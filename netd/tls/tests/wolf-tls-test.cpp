@@ -17,6 +17,7 @@
 
 #include "common/audit.h"
 #include "tests/support/netd-control.h"
+#include "tests/support/wait.h"
 #include "netd/tls/wolf-tls.h"
 
 using namespace capnet;
@@ -83,8 +84,7 @@ struct Fixture {
   ~Fixture() {
     // Our end is closed by now: the fixture sees EOF and exits by itself. Bounded: killed after 5 s.
     if (pid > 0) {
-      for (int i = 0; i < 500 && waitpid(pid, nullptr, WNOHANG) == 0; ++i) usleep(10000);
-      if (kill(pid, 0) == 0) {
+      if (!capnet::testing::waitUntil([&] { return waitpid(pid, nullptr, WNOHANG) != 0; })) {
         kill(pid, SIGKILL);
         waitpid(pid, nullptr, 0);
       }
