@@ -1,5 +1,7 @@
 #include "capd/config.h"
 
+#include "common/file.h"
+
 #include "common/url.h"
 
 #include <capnp/compat/json.h>
@@ -556,38 +558,12 @@ std::variant<std::shared_ptr<const ConfigDocument>, ConfigProblems> parseConfig(
 std::variant<std::shared_ptr<const ConfigDocument>, ConfigProblems> loadConfigFile(const std::string& path) {
   ConfigProblems failure;
   failure.code = ConfigError::kUnreadable;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    failure.problems.push_back("(file) " + path + ": " + std::strerror(errno));
+  auto text = readFileBounded(path, kMaxConfigBytes);
+  if (!text.ok()) {
+    failure.problems.push_back("(file) " + text.message());
     return failure;
   }
-  kj::AutoCloseFd owned(fd);
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    failure.problems.push_back("(file) " + path + ": not a regular file");
-    return failure;
-  }
-  if (static_cast<uint64_t>(st.st_size) > kMaxConfigBytes) {
-    failure.problems.push_back("(file) " + path + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes");
-    return failure;
-  }
-  std::string text;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      failure.problems.push_back("(file) " + path + ": " + std::strerror(errno));
-      return failure;
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxConfigBytes) {
-      failure.problems.push_back("(file) " + path + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes");
-      return failure;
-    }
-  }
-  return parseConfig(text);
+  return parseConfig(text.value());
 }
 
 }  // namespace capnet

@@ -1,5 +1,7 @@
 #include "fetchd/httpstub.h"
 
+#include "common/file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,13 +60,9 @@ StubResponse HttpStub::serve(const std::string& target, bool head) const {
   std::string path = target.substr(0, target.find('?'));
   std::string rel = safeRelative(path);
   std::string file = root_ + "/" + rel;
-  struct stat st {};
-  int fd = rel.empty() ? -1 : ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) > kMaxFixtureBytes)) {
-    ::close(fd);
-    fd = -1;
-  }
-  if (fd < 0) {
+  auto read = rel.empty() ? Result<std::string, FileError>(Error<FileError>{FileError::kUnreadable, "outside the root"})
+                          : readFileBounded(file, kMaxFixtureBytes);
+  if (!read.ok()) {
     r.status = 404;
     std::string body = "not found\n";
     r.contentLength = body.size();
@@ -74,16 +72,7 @@ StubResponse HttpStub::serve(const std::string& target, bool head) const {
     if (!head) r.body = std::move(body);
     return r;
   }
-  std::string body;
-  body.resize(static_cast<size_t>(st.st_size));
-  size_t got = 0;
-  while (got < body.size()) {
-    ssize_t n = ::read(fd, body.data() + got, body.size() - got);
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  body.resize(got);
+  std::string body = std::move(read).value();
   r.status = 200;
   r.contentLength = body.size();
   r.headers = {{"Content-Type", contentType(rel)},

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "tests/support/hostile-client.h"
+#include "common/file.h"
 #include "common/unix-connect.h"
 #include "fetchd/fetch-client.h"
 #include "idl/names.h"
@@ -265,15 +266,10 @@ idl::ConnectRefusal tlsConnect(Context& ctx, uint16_t port, std::string& detail)
   return resp.getResult().getRefused().getReason();
 }
 
+// A file of the image or the state disk (a PEM, a config): empty when it cannot be read.
 std::string readPkgFile(const std::string& path) {
-  std::string s;
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) s.append(buf, n);
-    std::fclose(f);
-  }
-  return s;
+  auto read = readFileBounded(path, 1 << 20);
+  return read.ok() ? std::move(read).value() : std::string();
 }
 
 Report trustInstall(Context& ctx) {

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/file.h"
 #include "tests/support/hostile-client.h"
 #include "tests/support/wait.h"
 #include "common/unix-connect.h"
@@ -47,10 +48,8 @@ constexpr size_t kConnectionsPerUid = 8;   // the config below
 constexpr size_t kBudgetBytes = kConnectionsPerUid * (4u << 20) + (16u << 20);
 
 std::string readFile(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
+  auto read = capnet::readFileBounded(path, 64u << 20);
+  return read.ok() ? std::move(read).value() : std::string();
 }
 
 // A /proc/<pid>/status field in bytes (VmRSS, VmHWM).

@@ -1,5 +1,7 @@
 #include "trust/trust-store.h"
 
+#include "common/file.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,24 +25,6 @@ namespace capnet {
 namespace {
 
 constexpr size_t kMaxPemBytes = 64 * 1024;
-
-std::string readFile(const std::string& path, bool& ok) {
-  ok = false;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return "";
-  std::string s;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    s.append(buf, static_cast<size_t>(n));
-    if (s.size() > kMaxPemBytes) break;
-  }
-  ::close(fd);
-  ok = s.size() <= kMaxPemBytes;
-  return s;
-}
 
 std::vector<std::string> pemFilesIn(const std::string& dir) {
   std::vector<std::string> out;
@@ -125,10 +109,10 @@ std::vector<TrustRoot> TrustStore::list(std::vector<std::string>* problems) cons
   std::vector<TrustRoot> out;
   for (auto [dir, origin] : {std::pair{shippedDir(), "pkg"}, std::pair{installedDir(), "state"}}) {
     for (const auto& file : pemFilesIn(dir)) {
-      bool ok = false;
-      std::string pem = readFile(file, ok);
-      auto r = ok ? parseRoot(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pem.data()), pem.size()))
-                  : Result<TrustRoot, TrustError>(fail(TrustError::kIo, "unreadable or larger than 64 KiB"));
+      auto read = readFileBounded(file, kMaxPemBytes);
+      const std::string& pem = read.ok() ? read.value() : std::string();
+      auto r = read.ok() ? parseRoot(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pem.data()), pem.size()))
+                         : Result<TrustRoot, TrustError>(fail(TrustError::kIo, read.message()));
       if (!r.ok()) {
         if (problems) problems->push_back(file + ": " + r.message());
         continue;

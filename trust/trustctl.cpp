@@ -21,11 +21,10 @@
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "common/cli.h"
+#include "common/file.h"
 #include "trust/cert.h"
 #include "trust/spki.h"
 #include "trust/trust-store.h"
@@ -36,6 +35,9 @@
 #include <ctime>
 
 namespace {
+
+// A PEM file trustctl reads (a chain to verify, a root to add or pin): a few certificates at most.
+constexpr size_t kMaxPemFileBytes = 1 << 20;
 
 // Runs debugfs with `args` (no shell); true on exit status 0.
 bool debugfs(const std::vector<std::string>& args) {
@@ -106,10 +108,12 @@ int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
   }
   if (!policy.pins.empty() && policy.pinsExpireAtMs == 0) policy.pinsExpireAtMs = INT64_MAX;
   policy.host = host;
-  std::ifstream in(chainFile, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string pem = ss.str();
+  auto read = capnet::readFileBounded(chainFile, kMaxPemFileBytes);
+  if (!read.ok()) {
+    std::fprintf(stderr, "trustctl: %s\n", read.message().c_str());
+    return 1;
+  }
+  const std::string& pem = read.value();
   // PEM to DER only: verifyChain is the one place that interprets certificates, as it does for the
   // DER netd receives in a handshake.
   std::vector<std::string> chain;
@@ -175,10 +179,12 @@ int main(int argc, char** argv) {
     // The RFC 7469 pin of every certificate in a PEM file: base64 SHA-256 of its DER
     // SubjectPublicKeyInfo, the value `openssl x509 -pubkey -noout | openssl pkey -pubin -outform
     // der | openssl dgst -sha256 -binary | base64` prints.
-    std::ifstream in(argv[i + 1], std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string pem = ss.str();
+    auto read = capnet::readFileBounded(argv[i + 1], kMaxPemFileBytes);
+    if (!read.ok()) {
+      std::fprintf(stderr, "trustctl: %s\n", read.message().c_str());
+      return 1;
+    }
+    const std::string& pem = read.value();
     int printed = 0;
     for (const auto& der : capnet::pemCertificates(pem)) {
       auto cert = capnet::parseCert(der);
@@ -204,14 +210,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "add" && i + 2 == argc) {
-    std::ifstream in(argv[i + 1], std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "trustctl: cannot read %s\n", argv[i + 1]);
+    auto read = capnet::readFileBounded(argv[i + 1], kMaxPemFileBytes);
+    if (!read.ok()) {
+      std::fprintf(stderr, "trustctl: %s\n", read.message().c_str());
       return 1;
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string pem = ss.str();
+    const std::string& pem = read.value();
     auto r = store.add(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pem.data()), pem.size()),
                        static_cast<int64_t>(::time(nullptr)) * 1000);
     if (!r.ok()) {

@@ -11,7 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+
+#include "common/file.h"
 
 namespace capnet::virtio {
 namespace {
@@ -20,11 +21,12 @@ Error<VfioError> sysErr(const std::string& what) {
   return fail(VfioError::kFailed, what + ": " + std::strerror(errno));
 }
 
+// The first line of a sysfs attribute (empty when it cannot be read).
 std::string readLine(const std::string& path) {
-  std::ifstream f(path);
-  std::string s;
-  std::getline(f, s);
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  auto read = readFileBounded(path, 64 * 1024);
+  if (!read.ok()) return "";
+  std::string s = read.value().substr(0, read.value().find('\n'));
+  while (!s.empty() && s.back() == ' ') s.pop_back();
   return s;
 }
 

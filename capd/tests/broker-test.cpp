@@ -19,6 +19,7 @@
 #include "capd/broker.h"
 #include <iterator>
 #include "common/audit.h"
+#include "common/file.h"
 #include "common/rpc-server.h"
 
 using namespace capnet;
@@ -472,8 +473,9 @@ TEST_CASE("trust management: net.trust.manage installs a root on the state disk,
   std::string pemPath = dir.path + "/root.pem";
   REQUIRE(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -out " + pemPath +
                        " -subj /CN=installed -days 30 -addext basicConstraints=critical,CA:TRUE 2>/dev/null").c_str()) == 0);
-  std::ifstream in(pemPath);
-  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto read = readFileBounded(pemPath, 1 << 20);
+  REQUIRE(read.ok());
+  const std::string& pem = read.value();
 
   auto asAdmin = capd.brokerFor(admin).castAs<idl::TrustManager>();
   auto add = asAdmin.addRequest();

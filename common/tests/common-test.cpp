@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -7,8 +8,10 @@
 #include <vector>
 
 #include "common/audit.h"
+#include "common/file.h"
 #include "common/paths.h"
 #include "common/peer.h"
+#include "tests/support/temp-dir.h"
 
 using namespace capnet;
 
@@ -107,4 +110,23 @@ TEST_CASE("the async audit writer keeps every line and their order, and drains w
     at = found + want.size();
   }
   CHECK(at == out.size());
+}
+
+TEST_CASE("readFileBounded reads a whole regular file and refuses a symlink, a FIFO, a directory and an oversized file") {
+  capnet::testing::TempDir dir("common-test");
+  const std::string text(1000, 'x');
+  std::string file = dir.write("plain", text);
+  auto ok = capnet::readFileBounded(file, 1000);
+  REQUIRE(ok.ok());
+  CHECK(ok.value() == text);
+  CHECK(capnet::readFileBounded(file, 999).code() == capnet::FileError::kTooLarge);
+  CHECK(capnet::readFileBounded(dir.path + "/absent", 10).code() == capnet::FileError::kUnreadable);
+  CHECK(capnet::readFileBounded(dir.path + "/absent", 10).message().find("No such file") != std::string::npos);
+  CHECK(capnet::readFileBounded(dir.path, 10).code() == capnet::FileError::kNotRegular);
+  REQUIRE(::symlink(file.c_str(), (dir.path + "/link").c_str()) == 0);
+  CHECK(capnet::readFileBounded(dir.path + "/link", 4096).code() == capnet::FileError::kNotRegular);
+  // A FIFO with no writer would block a plain open() forever.
+  REQUIRE(::mkfifo((dir.path + "/fifo").c_str(), 0600) == 0);
+  CHECK(capnet::readFileBounded(dir.path + "/fifo", 4096).code() == capnet::FileError::kNotRegular);
+  CHECK(capnet::readFileBounded("/dev/zero", 4096).code() == capnet::FileError::kNotRegular);   // endless
 }

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/file.h"
 #include "common/audit.h"
 #include "idl/cap.capnp.h"
 #include "idl/capability-table.h"
@@ -95,10 +96,8 @@ struct RpcPair {
 };
 
 std::string readFile(const char* path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
+  auto read = capnet::readFileBounded(path, 16u << 20);
+  return read.ok() ? std::move(read).value() : std::string();
 }
 
 std::optional<capnp::JsonValue::Reader> at(capnp::JsonValue::Reader v, std::initializer_list<std::string_view> path) {
