@@ -1,5 +1,6 @@
 #include "capd/config.h"
 
+#include "common/encoding.h"
 #include "common/file.h"
 
 #include "common/url.h"
@@ -351,15 +352,6 @@ class Walker {
   }
 };
 
-int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
-  // Howard Hinnant's days_from_civil: proleptic Gregorian calendar, days since 1970-01-01.
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
 
 void semanticChecks(idl::Config::Reader config, std::vector<std::string>& problems) {
   auto net = config.getNetwork();
@@ -455,59 +447,7 @@ bool isUrlHost(std::string_view text) {
                     [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
 }
 
-bool parseDate(std::string_view t, int64_t& ms) {
-  if (t.size() != 10 || t[4] != '-' || t[7] != '-') return false;
-  auto num = [&](size_t from, size_t len, unsigned& out) {
-    out = 0;
-    for (size_t i = from; i < from + len; ++i) {
-      if (t[i] < '0' || t[i] > '9') return false;
-      out = out * 10 + static_cast<unsigned>(t[i] - '0');
-    }
-    return true;
-  };
-  unsigned y, m, d;
-  if (!num(0, 4, y) || !num(5, 2, m) || !num(8, 2, d)) return false;
-  static const unsigned kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (y < 1970 || m < 1 || m > 12 || d < 1 || d > kDays[m - 1]) return false;
-  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (m == 2 && d == 29 && !leap) return false;
-  ms = daysFromCivil(y, m, d) * 86400000LL;
-  return true;
-}
 
-bool decodeBase64(std::string_view text, std::vector<uint8_t>& out) {
-  out.clear();
-  if (text.size() % 4 != 0) return false;
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  for (size_t i = 0; i < text.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = text[i + k];
-      if (c == '=') {
-        if (i + 4 != text.size() || k < 2) return false;
-        v[k] = 0;
-        ++pad;
-      } else {
-        if (pad) return false;
-        v[k] = val(c);
-        if (v[k] < 0) return false;
-      }
-    }
-    uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out.push_back(static_cast<uint8_t>(n >> 16));
-    if (pad < 2) out.push_back(static_cast<uint8_t>(n >> 8));
-    if (pad < 1) out.push_back(static_cast<uint8_t>(n));
-  }
-  return true;
-}
 
 ConfigDocument::ConfigDocument(kj::Own<capnp::MallocMessageBuilder> message)
     : message_(kj::mv(message)), root_(message_->getRoot<idl::Config>().asReader()) {}

@@ -63,9 +63,5 @@ bool isHostname(std::string_view text);
 // A host name the URL parser (common/url.h) reads as this same name: what the hosts map, pins and
 // TLS exceptions must be ("127.1" is an IPv4 address to a URL, "xn--zz" is refused).
 bool isUrlHost(std::string_view text);
-// "YYYY-MM-DD" -> ms since the epoch at 00:00 UTC of that day.
-bool parseDate(std::string_view text, int64_t& msSinceEpoch);
-// Standard base64 (with padding) -> bytes.
-bool decodeBase64(std::string_view text, std::vector<uint8_t>& out);
 
 }  // namespace capnet

@@ -1,4 +1,5 @@
 #include "capd/policy.h"
+#include "common/encoding.h"
 
 #include <arpa/inet.h>
 

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "common/cli.h"
+#include "common/encoding.h"
 #include "common/file.h"
 #include "trust/cert.h"
 #include "trust/spki.h"
@@ -60,23 +61,7 @@ bool debugfs(const std::vector<std::string>& args) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-// "YYYY-MM-DD" -> ms since the epoch (00:00 UTC); false when malformed.
-bool parseDay(const std::string& s, int64_t& ms) {
-  struct tm tm {};
-  if (s.size() != 10 || strptime(s.c_str(), "%Y-%m-%d", &tm) == nullptr) return false;
-  ms = static_cast<int64_t>(timegm(&tm)) * 1000;
-  return true;
-}
 
-bool decodeB64(const std::string& in, std::array<uint8_t, 32>& out) {
-  unsigned char buf[64];
-  word32 len = sizeof(buf);
-  if (Base64_Decode(reinterpret_cast<const byte*>(in.data()), static_cast<word32>(in.size()), buf, &len) != 0 || len != 32) {
-    return false;
-  }
-  std::copy(buf, buf + 32, out.begin());
-  return true;
-}
 
 int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
   std::string chainFile, host;
@@ -86,14 +71,16 @@ int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
     std::string a = argv[i], v = argv[i + 1];
     if (a == "--chain") chainFile = v;
     else if (a == "--host") host = v;
-    else if (a == "--at" && parseDay(v, policy.nowMs)) {}
-    else if (a == "--pins-expire" && parseDay(v, policy.pinsExpireAtMs)) {}
+    else if (a == "--at" && capnet::parseDate(v, policy.nowMs)) {}
+    else if (a == "--pins-expire" && capnet::parseDate(v, policy.pinsExpireAtMs)) {}
     else if (a == "--pin") {
+      std::vector<uint8_t> bytes;
       std::array<uint8_t, 32> d{};
-      if (!decodeB64(v, d)) {
+      if (!capnet::decodeBase64(v, bytes) || bytes.size() != d.size()) {
         std::fprintf(stderr, "trustctl: --pin: not a base64 SHA-256\n");
         return 2;
       }
+      std::copy(bytes.begin(), bytes.end(), d.begin());
       policy.pins.push_back(d);
     } else if (a == "--time-policy" && (v == "enforce" || v == "ignore-validity")) {
       policy.ignoreValidity = v == "ignore-validity";

@@ -4,6 +4,7 @@
 #include <variant>
 
 #include "capd/config.h"
+#include "common/encoding.h"
 
 using namespace capnet;
 
@@ -169,4 +170,10 @@ TEST_CASE("IPv4, date and base64 parsers accept exactly their formats") {
   CHECK(out == std::vector<uint8_t>{'h', 'i'});
   CHECK_FALSE(decodeBase64("aGk", out));
   CHECK_FALSE(decodeBase64("a=Gk", out));
+  CHECK_FALSE(decodeBase64("aGk=\n", out));   // whitespace
+  CHECK_FALSE(decodeBase64("aG k=", out));
+  CHECK_FALSE(decodeBase64("aGl=", out));     // non-zero padding bits: not canonical
+  CHECK_FALSE(decodeBase64("aGk*", out));
+  CHECK(decodeBase64("", out));
+  CHECK(out.empty());
 }
