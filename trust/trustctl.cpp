@@ -40,6 +40,17 @@ namespace {
 // A PEM file trustctl reads (a chain to verify, a root to add or pin): a few certificates at most.
 constexpr size_t kMaxPemFileBytes = 1 << 20;
 
+// Reads a PEM file given on the command line; false, with the reason on stderr, when it cannot.
+bool readPem(const std::string& path, std::string& out) {
+  auto read = capnet::readFileBounded(path, kMaxPemFileBytes);
+  if (!read.ok()) {
+    std::fprintf(stderr, "trustctl: %s\n", read.message().c_str());
+    return false;
+  }
+  out = std::move(read).value();
+  return true;
+}
+
 // Runs debugfs with `args` (no shell); true on exit status 0.
 bool debugfs(const std::vector<std::string>& args) {
   pid_t pid = fork();
@@ -95,12 +106,8 @@ int verify(capnet::TrustStore& store, int argc, char** argv, int i) {
   }
   if (!policy.pins.empty() && policy.pinsExpireAtMs == 0) policy.pinsExpireAtMs = INT64_MAX;
   policy.host = host;
-  auto read = capnet::readFileBounded(chainFile, kMaxPemFileBytes);
-  if (!read.ok()) {
-    std::fprintf(stderr, "trustctl: %s\n", read.message().c_str());
-    return 1;
-  }
-  const std::string& pem = read.value();
+  std::string pem;
+  if (!readPem(chainFile, pem)) return 1;
   // PEM to DER only: verifyChain is the one place that interprets certificates, as it does for the
   // DER netd receives in a handshake.
   std::vector<std::string> chain;
@@ -166,12 +173,8 @@ int main(int argc, char** argv) {
     // The RFC 7469 pin of every certificate in a PEM file: base64 SHA-256 of its DER
     // SubjectPublicKeyInfo, the value `openssl x509 -pubkey -noout | openssl pkey -pubin -outform
     // der | openssl dgst -sha256 -binary | base64` prints.
-    auto read = capnet::readFileBounded(argv[i + 1], kMaxPemFileBytes);
-    if (!read.ok()) {
-      std::fprintf(stderr, "trustctl: %s\n", read.message().c_str());
-      return 1;
-    }
-    const std::string& pem = read.value();
+    std::string pem;
+    if (!readPem(argv[i + 1], pem)) return 1;
     int printed = 0;
     for (const auto& der : capnet::pemCertificates(pem)) {
       auto cert = capnet::parseCert(der);
@@ -197,12 +200,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "add" && i + 2 == argc) {
-    auto read = capnet::readFileBounded(argv[i + 1], kMaxPemFileBytes);
-    if (!read.ok()) {
-      std::fprintf(stderr, "trustctl: %s\n", read.message().c_str());
-      return 1;
-    }
-    const std::string& pem = read.value();
+    std::string pem;
+    if (!readPem(argv[i + 1], pem)) return 1;
     auto r = store.add(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pem.data()), pem.size()),
                        static_cast<int64_t>(::time(nullptr)) * 1000);
     if (!r.ok()) {
