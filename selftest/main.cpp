@@ -2,6 +2,7 @@
 // Started by the guest's init as root, so that each scenario can act as the principal it needs
 // (connections are opened as that uid; see common/unix-connect.h).
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -37,6 +38,24 @@ bool printMarker(const std::string& name, const Report& r) {
   return r.outcome != Outcome::kFail;
 }
 
+// Until netd answers this principal's status call (it knows principals only once capd announced
+// the policy) with capd connected, or `limit` passes; then the scenarios run either way (each
+// reports what it finds).
+void waitForPolicy(Context& ctx, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    bool ready = false;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+      if (netd.ok()) ready = netd.as<idl::NetConnect>().statusRequest().send().wait(ctx.io.waitScope).getCapdConnected();
+    })) {
+      (void)e;   // refused: the policy is not there yet
+    }
+    if (ready) return;
+    ctx.io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(ctx.io.waitScope);
+  }
+}
+
 }  // namespace capnet::selftest
 
 int main(int argc, char** argv) {
@@ -63,6 +82,9 @@ int main(int argc, char** argv) {
   }
   auto io = kj::setupAsyncIo();
   Context ctx{io, paths, profile};
+  // init starts the daemons at once and waits only for their sockets: wait (bounded) until capd's
+  // announcement reached netd, so that no scenario starts in that window.
+  waitForPolicy(ctx, std::chrono::seconds(10));
   bool allOk = true;
   for (auto& s : scenarios) {
     Report r;
