@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/cli.h"
 #include "common/unix-connect.h"
 #include "selftest/selftest.h"
 
@@ -60,6 +61,8 @@ void waitForPolicy(Context& ctx, std::chrono::milliseconds limit) {
 
 int main(int argc, char** argv) {
   using namespace capnet::selftest;
+  constexpr const char* kUsage = "usage: selftest --profile NAME [--run-dir DIR]\n";
+  if (int rc = capnet::cli::standardFlags(argc, argv, "selftest", kUsage); rc >= 0) return rc;
   std::string profile;
   Paths paths;
   for (int i = 1; i < argc; ++i) {
@@ -70,8 +73,7 @@ int main(int argc, char** argv) {
       std::string dir = argv[++i];
       paths = Paths{dir + "/capd.sock", dir + "/netd.sock", dir + "/fetchd.sock"};
     } else {
-      std::fprintf(stderr, "usage: selftest --profile NAME [--run-dir DIR]\n");
-      return 2;
+      return capnet::cli::usageError("selftest", "unknown argument " + a, kUsage);
     }
   }
   auto scenarios = netScenarios(profile);

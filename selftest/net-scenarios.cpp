@@ -686,27 +686,6 @@ Report hostileContained(Context& ctx) {
 
 // ---- The restart profile: a crashed daemon comes back, again and again, and the slice with it. ----
 
-// The pid of the running process named `name` (from /proc/*/comm), or 0.
-pid_t pidOf(const std::string& name) {
-  DIR* d = ::opendir("/proc");
-  if (d == nullptr) return 0;
-  pid_t found = 0;
-  while (dirent* e = ::readdir(d)) {
-    char* end = nullptr;
-    long pid = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0') continue;
-    std::string comm;
-    if (FILE* f = std::fopen(("/proc/" + std::string(e->d_name) + "/comm").c_str(), "r")) {
-      char buf[64] = {};
-      if (std::fgets(buf, sizeof(buf), f) != nullptr) comm = buf;
-      std::fclose(f);
-    }
-    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
-    if (comm == name) found = static_cast<pid_t>(pid);
-  }
-  ::closedir(d);
-  return found;
-}
 
 // Kills `name` with SIGKILL; its old pid, or 0 if it was not running.
 pid_t killDaemon(const std::string& name) {
@@ -948,28 +927,6 @@ Report faultsSurvived(Context& ctx) {
 
 // ---- The load benchmark (profile `load`, scripts/load-bench.sh) ---------------------------------------
 
-struct Footprint {
-  long rssKb = 0;
-  long fds = 0;
-};
-
-Footprint footprintOf(const std::string& name) {
-  Footprint f;
-  pid_t pid = pidOf(name);
-  if (pid == 0) return f;
-  if (FILE* st = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r")) {
-    char line[256];
-    while (std::fgets(line, sizeof(line), st) != nullptr) {
-      if (std::strncmp(line, "VmRSS:", 6) == 0) f.rssKb = std::strtol(line + 6, nullptr, 10);
-    }
-    std::fclose(st);
-  }
-  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
-    while (dirent* e = ::readdir(d)) f.fds += e->d_name[0] != '.';
-    ::closedir(d);
-  }
-  return f;
-}
 
 Report loadBench(Context& ctx) {
   std::string detail;
@@ -1195,6 +1152,46 @@ std::vector<Scenario> netScenarios(const std::string& profile) {
     return {{"net http", httpFetch}, {"web redirect", httpRedirects}, {"web devnet nocap deny", httpNoCap}};
   }
   return {};
+}
+
+// The pid of the running process named `name` (from /proc/*/comm), or 0.
+pid_t pidOf(const std::string& name) {
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return 0;
+  pid_t found = 0;
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0') continue;
+    std::string comm;
+    if (FILE* f = std::fopen(("/proc/" + std::string(e->d_name) + "/comm").c_str(), "r")) {
+      char buf[64] = {};
+      if (std::fgets(buf, sizeof(buf), f) != nullptr) comm = buf;
+      std::fclose(f);
+    }
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    if (comm == name) found = static_cast<pid_t>(pid);
+  }
+  ::closedir(d);
+  return found;
+}
+
+Footprint footprintOf(const std::string& name) {
+  Footprint f;
+  pid_t pid = pidOf(name);
+  if (pid == 0) return f;
+  if (FILE* st = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof(line), st) != nullptr) {
+      if (std::strncmp(line, "VmRSS:", 6) == 0) f.rssKb = std::strtol(line + 6, nullptr, 10);
+    }
+    std::fclose(st);
+  }
+  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
+    while (dirent* e = ::readdir(d)) f.fds += e->d_name[0] != '.';
+    ::closedir(d);
+  }
+  return f;
 }
 
 }  // namespace capnet::selftest

@@ -74,4 +74,14 @@ bool printMarker(const std::string& name, const Report& r);
 std::string refusalName(idl::ConnectRefusal r);
 bool fileExists(const std::string& path);
 
+// The pid of the running process named `name` (from /proc/*/comm), or 0.
+pid_t pidOf(const std::string& name);
+
+// A daemon's resident memory and open descriptors, from /proc (zeros when it is not running).
+struct Footprint {
+  long rssKb = 0;
+  long fds = 0;
+};
+Footprint footprintOf(const std::string& name);
+
 }  // namespace capnet::selftest

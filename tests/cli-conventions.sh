@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Every capnet program answers --help on stdout with exit 0 and --version, and reports a usage
+# Every capnet program (the daemons, the CLIs, selftest and the host fixtures) answers --help on stdout with exit 0 and --version, and reports a usage
 # error on stderr with exit 2.   Usage: cli-conventions.sh BUILD_DIR
 set -uo pipefail
 build=$1
 fails=0
-for prog in capd/capd netd/netd fetchd/fetchd fetchd/capnet trust/trustctl; do
+for prog in capd/capd netd/netd fetchd/fetchd fetchd/capnet trust/trustctl selftest/selftest \
+            selftest/tcp-echo selftest/tcp-bulk selftest/http-fixture selftest/tls-fixture; do
   name=${prog##*/}
   out=$("$build/$prog" --help 2>/dev/null); rc=$?
   [[ $rc == 0 && "$out" == *usage* ]] || { echo "FAIL: $name --help: rc=$rc"; fails=$((fails + 1)); }
