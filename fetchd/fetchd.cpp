@@ -5,6 +5,7 @@
 #include <kj/debug.h>
 
 #include <algorithm>
+#include <deque>
 #include <memory>
 #include <set>
 
@@ -20,7 +21,7 @@ namespace capnet {
 namespace {
 
 constexpr const char* kFixtureHost = "fixture.local";
-constexpr size_t kChunk = 16384;   // per ByteStream call and per sink write
+constexpr size_t kChunk = 65536;   // per ByteStream write and per sink write (netd caps a call at 64 KiB)
 
 std::string reasonName(idl::FetchRefusal r) { return std::string(enumName(r)); }
 
@@ -75,21 +76,58 @@ class ByteStreamIo final : public kj::AsyncIoStream {
   kj::Promise<void> close() { return stream_.closeRequest().send().ignoreResult().catch_([](kj::Exception&&) {}); }
 
  private:
+  // What one read answered.
+  struct Chunk {
+    kj::Array<kj::byte> data;
+    bool eof = false;
+  };
+
+  // Up to kReadAhead reads of up to 64 KiB stay in flight: netd answers a stream's reads in order
+  // (its read chain), so the network keeps flowing while KJ's HTTP client consumes what arrived,
+  // instead of one round trip per read. Bounded: at most kReadAhead x 64 KiB buffered per stream.
+  static constexpr size_t kReadAhead = 4;
+
+  void fill() {
+    while (!sawEof_ && pending_.size() < kReadAhead) {
+      auto req = stream_.readRequest();
+      req.setMaxBytes(65536);
+      pending_.push_back(req.send().then([](capnp::Response<idl::ByteStream::ReadResults>&& r) {
+        return Chunk{kj::heapArray<kj::byte>(r.getData()), r.getEof()};
+      }));
+    }
+  }
+
   kj::Promise<size_t> readLoop(kj::byte* buf, size_t minBytes, size_t maxBytes, size_t got) {
+    while (got < maxBytes && offset_ < current_.data.size()) {
+      size_t n = std::min(current_.data.size() - offset_, maxBytes - got);
+      std::copy_n(current_.data.begin() + offset_, n, buf + got);
+      offset_ += n;
+      got += n;
+    }
     if (got >= minBytes || eof_) return got;
-    auto req = stream_.readRequest();
-    req.setMaxBytes(static_cast<uint32_t>(std::min(maxBytes - got, size_t(65536))));
-    return req.send().then([this, buf, minBytes, maxBytes, got](capnp::Response<idl::ByteStream::ReadResults>&& r) mutable {
-      auto data = r.getData();
-      size_t n = std::min(data.size(), maxBytes - got);
-      std::copy_n(data.begin(), n, buf + got);
-      if (r.getEof()) eof_ = true;
-      return readLoop(buf, minBytes, maxBytes, got + n);
+    if (current_.eof) {
+      eof_ = true;
+      return got;
+    }
+    fill();
+    // The oldest read is taken out of the queue while it is awaited: a caller that gives up on this
+    // tryRead (the fetch is cancelled) drops it, and the stream is abandoned with the fetch.
+    auto next = kj::mv(pending_.front());
+    pending_.pop_front();
+    return next.then([this, buf, minBytes, maxBytes, got](Chunk&& c) mutable {
+      if (c.eof) sawEof_ = true;   // nothing more comes: ask for nothing more
+      current_ = kj::mv(c);
+      offset_ = 0;
+      return readLoop(buf, minBytes, maxBytes, got);
     });
   }
 
   idl::ByteStream::Client stream_;
-  bool eof_ = false;
+  std::deque<kj::Promise<Chunk>> pending_;         // reads in flight, oldest first
+  Chunk current_;                                  // the answer being consumed
+  size_t offset_ = 0;                              // ... from here
+  bool sawEof_ = false;                            // an answer said EOF: ask for nothing more
+  bool eof_ = false;                               // ... and it has been consumed
   kj::Maybe<kj::Promise<void>> shutdown_;
 };
 

@@ -453,15 +453,35 @@ kj::Promise<void> writeBytes(idl::ByteStream::Client s, kj::ArrayPtr<const kj::b
   return w.send().ignoreResult();
 }
 
-// Reads until EOF (or `want` bytes), counting into `got`.
-kj::Promise<void> readAll(idl::ByteStream::Client s, uint64_t* got, uint64_t want) {
-  auto r = s.readRequest();
-  r.setMaxBytes(65536);
-  return r.send().then([s, got, want](capnp::Response<idl::ByteStream::ReadResults>&& resp) mutable -> kj::Promise<void> {
-    *got += resp.getData().size();
-    if (resp.getEof() || *got >= want) return kj::READY_NOW;
-    return readAll(kj::mv(s), got, want);
-  });
+// Reads until EOF (or `want` bytes), counting into `got`, with `lanes` reads of `chunk` bytes in
+// flight (netd answers a stream's reads in order), as fetchd reads: the app path's way to keep data
+// flowing. What all streams of one RPC connection have in flight stays under 1 MiB: netd cuts a
+// peer that leaves more than 2 MiB of answers unread (common/rpc-server.h).
+struct Reader {
+  idl::ByteStream::Client stream;
+  uint64_t* got;
+  uint64_t want;
+  uint32_t chunk;
+  bool eof = false;
+  kj::Promise<void> one() {
+    auto r = stream.readRequest();
+    r.setMaxBytes(chunk);
+    return r.send().then([this](capnp::Response<idl::ByteStream::ReadResults>&& resp) -> kj::Promise<void> {
+      *got += resp.getData().size();
+      if (resp.getEof()) eof = true;
+      if (eof || *got >= want) return kj::READY_NOW;
+      return one();
+    });
+  }
+};
+
+kj::Promise<void> readAll(idl::ByteStream::Client s, uint64_t* got, uint64_t want, int streams = 1) {
+  const int lanes = streams >= 4 ? 1 : 4;
+  const uint32_t chunk = static_cast<uint32_t>(std::min<uint64_t>(65536, (1u << 20) / static_cast<unsigned>(streams * lanes)));
+  auto reader = kj::heap<Reader>(Reader{kj::mv(s), got, want, chunk});
+  kj::Vector<kj::Promise<void>> all;
+  for (int i = 0; i < lanes; ++i) all.add(reader->one());
+  return kj::joinPromises(all.releaseAsArray()).attach(kj::mv(reader));
 }
 
 // netd upload: 64 KiB writes, up to four in flight (each resolves once netd queued the bytes in
@@ -505,7 +525,7 @@ double netdDownload(Context& ctx, NetdStreams& streams, int n, uint64_t each) {
   kj::Vector<kj::Promise<void>> all;
   for (size_t i = 0; i < ss.size(); ++i) {
     all.add(writeBytes(ss[i], kj::arrayPtr(reinterpret_cast<const kj::byte*>(head.data()), head.size()))
-                .then([s = ss[i], g = &got[i], each]() mutable { return readAll(kj::mv(s), g, each); }));
+                .then([s = ss[i], g = &got[i], each, n]() mutable { return readAll(kj::mv(s), g, each, n); }));
   }
   kj::joinPromises(all.releaseAsArray()).wait(ctx.io.waitScope);
   auto d = Clock::now() - t0;

@@ -104,7 +104,14 @@ class TlsConnection final : public TcpConnection {
 
   kj::Promise<void> handshake() {
     int r = wolfSSL_connect(ssl_);
-    if (r == WOLFSSL_SUCCESS) return flush();
+    if (r == WOLFSSL_SUCCESS) {
+      // Done: the buffers grown for the handshake's flights go, so an idle connection holds little.
+      // (Not wolfSSL_FreeArrays: wolfSSL's TLS 1.3 derives a KeyUpdate's keys from those arrays.)
+      return flush().then([this]() {
+        std::vector<uint8_t>().swap(out_);
+        if (in_.empty()) std::deque<uint8_t>().swap(in_);
+      });
+    }
     int err = wolfSSL_get_error(ssl_, r);
     if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
       return flush().then([this]() { return fill(); }).then([this]() { return handshake(); });

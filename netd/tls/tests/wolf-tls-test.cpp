@@ -56,7 +56,7 @@ struct Fixture {
   pid_t pid = -1;
   int fd = -1;
   std::string log;
-  explicit Fixture(const std::string& cert, bool tls12Only = false) {
+  explicit Fixture(const std::string& cert, bool tls12Only = false, bool keyUpdate = false) {
     char t[] = "/tmp/tls-test-log-XXXXXX";
     int lfd = mkstemp(t);
     close(lfd);
@@ -74,6 +74,9 @@ struct Fixture {
       std::string c = pki() + "/" + cert;
       if (tls12Only) {
         execl(bin.c_str(), bin.c_str(), "--cert", c.c_str(), "--nonce", "test", "--log", log.c_str(), "--tls12-only", nullptr);
+      }
+      if (keyUpdate) {
+        execl(bin.c_str(), bin.c_str(), "--cert", c.c_str(), "--nonce", "test", "--log", log.c_str(), "--key-update", nullptr);
       }
       execl(bin.c_str(), bin.c_str(), "--cert", c.c_str(), "--nonce", "test", "--log", log.c_str(), nullptr);
       _exit(127);
@@ -107,8 +110,9 @@ struct Rig {
     tls = kj::heap<WolfTlsWrapper>(io.provider->getTimer(), clock, Roots{roots + "/pkg", roots + "/state"});
   }
 
-  std::variant<TlsSession, TlsFailure> handshake(const std::string& cert, capnet::testing::TestGrant grant = {}, bool tls12Only = false) {
-    Fixture f(cert, tls12Only);
+  std::variant<TlsSession, TlsFailure> handshake(const std::string& cert, capnet::testing::TestGrant grant = {}, bool tls12Only = false,
+                                                 bool keyUpdate = false) {
+    Fixture f(cert, tls12Only, keyUpdate);
     auto stream = io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
     grant.host = "devnet.test";
     if (grant.handshakeTimeoutMs == 0) grant.handshakeTimeoutMs = 5000;
@@ -145,6 +149,12 @@ TEST_CASE("TLS 1.3 with a good certificate: verified, usable, version, cipher an
   CHECK(s.version == "TLSv1.3");
   CHECK_FALSE(s.cipherSuite.empty());
   CHECK(s.leafSha256 != std::array<uint8_t, 32>{});
+}
+
+TEST_CASE("a server that changes its traffic keys after the handshake (TLS 1.3 KeyUpdate) is followed: the answer arrives") {
+  Rig rig;
+  auto r = rig.handshake("good", {}, false, /*keyUpdate=*/true);   // handshake() reads the whole answer
+  REQUIRE(std::holds_alternative<TlsSession>(r));
 }
 
 TEST_CASE("each bad certificate is refused with its own reason") {
