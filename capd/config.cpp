@@ -1,5 +1,7 @@
 #include "capd/config.h"
 
+#include <kj/encoding.h>
+
 #include "common/encoding.h"
 #include "common/file.h"
 
@@ -46,10 +48,8 @@ std::string quoteKey(std::string_view key) {
       out.push_back('\\');
       out.push_back(c);
     } else if (u < 0x20 || u >= 0x7f) {
-      static const char kHex[] = "0123456789abcdef";
       out += "\\x";
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 0xf]);
+      out += kj::encodeHex(kj::arrayPtr(&u, 1)).cStr();
     } else {
       out.push_back(c);
     }

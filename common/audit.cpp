@@ -1,5 +1,7 @@
 #include "common/audit.h"
 
+#include <kj/encoding.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -29,7 +31,6 @@ void appendValue(std::string& out, std::string_view v) {
     out.append(v);
     return;
   }
-  static const char kHex[] = "0123456789abcdef";
   out.push_back('"');
   for (unsigned char c : v) {
     if (c == '"' || c == '\\') {
@@ -37,8 +38,7 @@ void appendValue(std::string& out, std::string_view v) {
       out.push_back(static_cast<char>(c));
     } else if (c < 0x20 || c >= 0x7f) {
       out.append("\\x");
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
+      out.append(kj::encodeHex(kj::arrayPtr(&c, 1)).cStr());
     } else {
       out.push_back(static_cast<char>(c));
     }

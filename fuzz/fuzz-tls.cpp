@@ -42,6 +42,7 @@
 #include "fuzz/fuzz-world.h"
 #include "netd/tls/wolf-tls.h"
 #include "tests/support/netd-control.h"
+#include "tests/support/stream-connection.h"
 
 // wolfSSL's entropy source, replaced for this process: a fixed seed (see above).
 extern "C" int wc_GenerateSeed(OS_Seed*, byte* seed, word32 sz) {
@@ -98,30 +99,6 @@ class ReplayConnection final : public capnet::TcpConnection {
 };
 
 // Recording: a real server over a socket pair; what it sends is kept.
-class RecordingConnection final : public capnet::TcpConnection {
- public:
-  RecordingConnection(kj::Own<kj::AsyncIoStream> s, std::string* log) : s_(kj::mv(s)), log_(log) {}
-  ~RecordingConnection() noexcept override {}
-  kj::Promise<capnet::ReadResult> read(size_t maxBytes) override {
-    auto buf = kj::heapArray<kj::byte>(maxBytes);
-    auto p = s_->tryRead(buf.begin(), 1, maxBytes);
-    return p.then([this, buf = kj::mv(buf)](size_t n) mutable {
-      if (n == 0) return capnet::ReadResult{kj::heapArray<kj::byte>(0), true};
-      log_->append(reinterpret_cast<const char*>(buf.begin()), n);
-      return capnet::ReadResult{kj::heapArray<kj::byte>(buf.slice(0, n)), false};
-    });
-  }
-  kj::Promise<void> write(kj::ArrayPtr<const kj::byte> data) override { return s_->write(data.begin(), data.size()); }
-  kj::Promise<void> shutdownWrite() override {
-    s_->shutdownWrite();
-    return kj::READY_NOW;
-  }
-  uint16_t localPort() const override { return 40000; }
-
- private:
-  kj::Own<kj::AsyncIoStream> s_;
-  std::string* log_;
-};
 
 struct World {
   kj::AsyncIoContext io = kj::setupAsyncIo();
@@ -188,7 +165,7 @@ void record(World& w, const char* out, const char* fixture, const std::string& c
   ::close(sv[1]);
   std::string sent;
   auto stream = w.io.lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-  w.session(kj::heap<RecordingConnection>(kj::mv(stream), &sent), options);
+  w.session(kj::heap<capnet::testing::StreamConnection>(kj::mv(stream), &sent), options);
   ::waitpid(pid, nullptr, 0);
   std::ofstream(out, std::ios::binary) << static_cast<char>(options) << sent;
   std::fprintf(stderr, "fuzz-tls: recorded %zu server bytes into %s\n", sent.size(), out);

@@ -170,40 +170,51 @@ TlsFigures kernelTls() {
   return f;
 }
 
+// netd's side: streams from NetConnect.connect under one grant per port.
+class NetdStreams {
+ public:
+  explicit NetdStreams(Context& ctx) : ctx_(ctx), netd_(ctx.io, ctx.paths.netd, kSelftestUid) {}
+  bool ok() const { return netd_.ok(); }
+
+  kj::Maybe<idl::ByteStream::Client> connect(const char* scheme, uint16_t port) {
+    std::string key = std::string(scheme) + ":" + std::to_string(port);
+    auto found = std::find_if(grants_.begin(), grants_.end(), [&](auto& g) { return g.first == key; });
+    if (found == grants_.end()) {
+      auto g = requestGrant(ctx_, kSelftestUid, scheme, kHost, port);
+      if (!g.ok) return nullptr;
+      grants_.add(key, kj::mv(g.token));
+      found = grants_.end() - 1;
+    }
+    auto c = netd_.as<idl::NetConnect>().connectRequest();
+    c.setGrant(found->second);
+    c.setHost(kHost);
+    c.setPort(port);
+    c.setUseTls(std::string(scheme) == "tls");
+    auto r = c.send().wait(ctx_.io.waitScope);
+    if (!r.getResult().isConnected()) return nullptr;
+    return r.getResult().getConnected().getStream();
+  }
+
+ private:
+  Context& ctx_;
+  Session netd_;
+  kj::Vector<std::pair<std::string, kj::Array<kj::byte>>> grants_;
+};
+
 // netd path: TLS handshakes through netd (grant, connect with useTls), and a 4 MiB HTTPS body
 // through fetchd.
 TlsFigures netdTls(Context& ctx) {
   TlsFigures f;
-  Session capd(ctx.io, ctx.paths.capd, kSelftestUid);
-  Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
-  if (!capd.ok() || !netd.ok()) {
-    f.error = "cannot reach capd or netd";
-    return f;
-  }
-  auto req = capd.as<idl::Broker>().requestGrantRequest();
-  auto scope = req.initScope();
-  scope.setScheme("tls");
-  scope.setHost(kHost);
-  scope.setPort(kTlsPort);
-  auto grant = req.send().wait(ctx.io.waitScope);
-  if (!grant.getResult().isGranted()) {
-    f.error = "no tls grant";
-    return f;
-  }
-  auto token = kj::heapArray<kj::byte>(grant.getResult().getGranted().getToken());
+  NetdStreams streams(ctx);
   auto t0 = Clock::now();
   for (int i = 0; i < kHandshakes; ++i) {
-    auto c = netd.as<idl::NetConnect>().connectRequest();
-    c.setGrant(token);
-    c.setHost(kHost);
-    c.setPort(kTlsPort);
-    c.setUseTls(true);
-    auto r = c.send().wait(ctx.io.waitScope);
-    if (!r.getResult().isConnected()) {
-      f.error = std::string("netd tls handshake refused: ") + r.getResult().getRefused().getDetail().cStr();
+    auto s = streams.connect("tls", kTlsPort);
+    KJ_IF_MAYBE(stream, s) {
+      stream->closeRequest().send().wait(ctx.io.waitScope);
+    } else {
+      f.error = "netd tls handshake refused (or no grant)";
       return f;
     }
-    r.getResult().getConnected().getStream().closeRequest().send().wait(ctx.io.waitScope);
   }
   f.handshakesPerSec = kHandshakes / std::chrono::duration<double>(Clock::now() - t0).count();
   // Bulk through the app path: fetchd's https fetch, body streamed to a sink.
@@ -232,33 +243,8 @@ TlsFigures netdTls(Context& ctx) {
 // netd path: the same exchange through capd's grant and netd's byte stream.
 Figures netdPath(Context& ctx) {
   Figures f;
-  Session capd(ctx.io, ctx.paths.capd, kSelftestUid);
-  Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
-  if (!capd.ok() || !netd.ok()) {
-    f.error = "cannot reach capd or netd";
-    return f;
-  }
-  auto req = capd.as<idl::Broker>().requestGrantRequest();
-  auto scope = req.initScope();
-  scope.setScheme("tcp");
-  scope.setHost(kHost);
-  scope.setPort(kEchoPort);
-  auto grant = req.send().wait(ctx.io.waitScope);
-  if (!grant.getResult().isGranted()) {
-    f.error = "no grant";
-    return f;
-  }
-  auto token = kj::heapArray<kj::byte>(grant.getResult().getGranted().getToken());
-  auto net = netd.as<idl::NetConnect>();
-  auto connect = [&]() -> kj::Maybe<idl::ByteStream::Client> {
-    auto c = net.connectRequest();
-    c.setGrant(token);
-    c.setHost(kHost);
-    c.setPort(kEchoPort);
-    auto r = c.send().wait(ctx.io.waitScope);
-    if (!r.getResult().isConnected()) return nullptr;
-    return r.getResult().getConnected().getStream();
-  };
+  NetdStreams streams(ctx);
+  auto connect = [&]() { return streams.connect("tcp", kEchoPort); };
   auto maybeStream = connect();
   KJ_IF_MAYBE(s, maybeStream) {
     auto stream = *s;
@@ -411,41 +397,6 @@ double kernelDownload(int n, uint64_t each) {
   return out;
 }
 
-// netd's side: streams from NetConnect.connect under one grant per port.
-class NetdStreams {
- public:
-  explicit NetdStreams(Context& ctx) : ctx_(ctx), capd_(ctx.io, ctx.paths.capd, kSelftestUid), netd_(ctx.io, ctx.paths.netd, kSelftestUid) {}
-  bool ok() const { return capd_.ok() && netd_.ok(); }
-
-  kj::Maybe<idl::ByteStream::Client> connect(const char* scheme, uint16_t port) {
-    std::string key = std::string(scheme) + ":" + std::to_string(port);
-    auto found = std::find_if(grants_.begin(), grants_.end(), [&](auto& g) { return g.first == key; });
-    if (found == grants_.end()) {
-      auto req = capd_.as<idl::Broker>().requestGrantRequest();
-      auto scope = req.initScope();
-      scope.setScheme(scheme);
-      scope.setHost(kHost);
-      scope.setPort(port);
-      auto grant = req.send().wait(ctx_.io.waitScope);
-      if (!grant.getResult().isGranted()) return nullptr;
-      grants_.add(key, kj::heapArray<kj::byte>(grant.getResult().getGranted().getToken()));
-      found = grants_.end() - 1;
-    }
-    auto c = netd_.as<idl::NetConnect>().connectRequest();
-    c.setGrant(found->second);
-    c.setHost(kHost);
-    c.setPort(port);
-    c.setUseTls(std::string(scheme) == "tls");
-    auto r = c.send().wait(ctx_.io.waitScope);
-    if (!r.getResult().isConnected()) return nullptr;
-    return r.getResult().getConnected().getStream();
-  }
-
- private:
-  Context& ctx_;
-  Session capd_, netd_;
-  kj::Vector<std::pair<std::string, kj::Array<kj::byte>>> grants_;
-};
 
 kj::Promise<void> writeBytes(idl::ByteStream::Client s, kj::ArrayPtr<const kj::byte> data) {
   auto w = s.writeRequest();
@@ -576,7 +527,7 @@ Report bench(Context& ctx) {
   print({"connect_p99", "connect latency p99", "ms", percentile(netd.connectMs, 0.99), percentile(kernel.connectMs, 0.99), "ratio<=1.0"});
 
   NetdStreams streams(ctx);
-  if (!streams.ok()) return Report{Outcome::kFail, "cannot reach capd or netd"};
+  if (!streams.ok()) return Report{Outcome::kFail, "cannot reach netd"};
   const double ku = kernelUpload(kBulkBytes), nu = netdUpload(ctx, streams, kBulkBytes);
   if (ku <= 0 || nu <= 0) return Report{Outcome::kFail, "upload failed (netd " + std::to_string(nu) + ", kernel " + std::to_string(ku) + ")"};
   print({"upload", "upload throughput (4 MiB)", "MB/s", nu, ku, "ratio>=1.0"});

@@ -41,34 +41,6 @@ constexpr uint16_t kEchoPort = 7;
 
 Report fail(std::string why) { return Report{Outcome::kFail, std::move(why)}; }
 
-struct Grant {
-  bool ok = false;
-  kj::Array<kj::byte> token;
-  std::string refusal;   // when !ok
-};
-
-Grant requestGrant(Context& ctx, uid_t as, const char* scheme, const char* host, uint16_t port) {
-  Grant g;
-  Session capd(ctx.io, ctx.paths.capd, as);
-  if (!capd.ok()) {
-    g.refusal = capd.error();
-    return g;
-  }
-  auto req = capd.as<idl::Broker>().requestGrantRequest();
-  auto scope = req.initScope();
-  scope.setScheme(scheme);
-  scope.setHost(host);
-  scope.setPort(port);
-  auto resp = req.send().wait(ctx.io.waitScope);
-  auto r = resp.getResult();
-  if (r.isGranted()) {
-    g.ok = true;
-    g.token = kj::heapArray<kj::byte>(r.getGranted().getToken());
-  } else {
-    g.refusal = std::string(enumName(r.getRefused().getReason())) + " (" + r.getRefused().getDetail().cStr() + ")";
-  }
-  return g;
-}
 
 struct Connect {
   bool connected = false;
@@ -1192,6 +1164,29 @@ Footprint footprintOf(const std::string& name) {
     ::closedir(d);
   }
   return f;
+}
+
+Grant requestGrant(Context& ctx, uid_t as, const char* scheme, const char* host, uint16_t port) {
+  Grant g;
+  Session capd(ctx.io, ctx.paths.capd, as);
+  if (!capd.ok()) {
+    g.refusal = capd.error();
+    return g;
+  }
+  auto req = capd.as<idl::Broker>().requestGrantRequest();
+  auto scope = req.initScope();
+  scope.setScheme(scheme);
+  scope.setHost(host);
+  scope.setPort(port);
+  auto resp = req.send().wait(ctx.io.waitScope);
+  auto r = resp.getResult();
+  if (r.isGranted()) {
+    g.ok = true;
+    g.token = kj::heapArray<kj::byte>(r.getGranted().getToken());
+  } else {
+    g.refusal = std::string(enumName(r.getRefused().getReason())) + " (" + r.getRefused().getDetail().cStr() + ")";
+  }
+  return g;
 }
 
 }  // namespace capnet::selftest

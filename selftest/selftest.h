@@ -84,4 +84,12 @@ struct Footprint {
 };
 Footprint footprintOf(const std::string& name);
 
+// A grant minted by capd for `as` (requestGrant over a new session), or why it was refused.
+struct Grant {
+  bool ok = false;
+  kj::Array<kj::byte> token;
+  std::string refusal;   // when !ok: the reason's name and capd's detail
+};
+Grant requestGrant(Context& ctx, uid_t as, const char* scheme, const char* host, uint16_t port);
+
 }  // namespace capnet::selftest

@@ -16,6 +16,7 @@
 
 #include "capd/broker.h"
 #include "tests/support/instant-netd.h"
+#include "tests/support/temp-dir.h"
 #include "netd/grant-registry.h"
 #include "common/audit.h"
 #include "common/rpc-server.h"
@@ -39,8 +40,8 @@ int main(int argc, char** argv) {
   const long checks = argc > 2 ? std::atol(argv[2]) : 5000000;
   setAuditSink([](const std::string&) {});   // audit lines are not what we measure.
 
-  char dirTemplate[] = "/tmp/capd-bench-XXXXXX";
-  std::string dir = mkdtemp(dirTemplate);
+  capnet::testing::TempDir tmp("capd-bench");   // removed with its contents when main returns
+  const std::string dir = tmp.path;
   std::string config = dir + "/network.json";
   std::ofstream(config) << R"({"network": {"devnet": {"enabled": true}, "principals": {"bench": {"uid": )"
                         << getuid() << R"(, "capabilities": ["net.tcp.connect", "net.dns.resolve"]}},
@@ -97,7 +98,6 @@ int main(int argc, char** argv) {
   }
   if (latencyUs.empty()) {
     std::fprintf(stderr, "capd-bench: every mint was refused (%d); see the note above\n", refused);
-    std::system(("rm -rf '" + dir + "'").c_str());
     return 1;
   }
 
@@ -123,6 +123,5 @@ int main(int argc, char** argv) {
   std::printf("%-34s %10.2f M/s %9.2f M/s %11.2fx\n", "grant checks per second", perSec / 1e6, 1.0, perSec / 1e6);
   std::printf("(ratio = target / measured for latency, measured / target for throughput; > 1 meets the target)\n");
   (void)allowed;
-  std::system(("rm -rf '" + dir + "'").c_str());
   return 0;
 }

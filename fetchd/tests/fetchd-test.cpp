@@ -108,6 +108,18 @@ struct Rig {
     }
     return o;
   }
+  // A fetch by `uid` whose capd check is held (FakeBroker::held) until the test fulfils it: the
+  // fetch is in flight, counted against the caller.
+  kj::Promise<capnp::Response<idl::Fetcher::FetchResults>> fetchHeldAtCapd(uid_t uid, const char* url) {
+    FakeBroker::holdChecks = true;
+    auto req = fetchd->fetcherFor(uid).fetchRequest();
+    req.initRequest().setUrl(url);
+    req.setSink(kj::heap<BodyCollector>());
+    auto pending = req.send();
+    REQUIRE(capnet::testing::runUntil(io, [] { return !FakeBroker::held.empty(); }));
+    REQUIRE(FakeBroker::held.size() == 1);
+    return pending;
+  }
 };
 
 }  // namespace
@@ -171,16 +183,7 @@ TEST_CASE("one caller cannot run more fetches at once than the policy's fetchesP
   FakeBroker::fetchesPerPrincipal = 1;
   // The first fetch teaches fetchd the policy's cap (capd reports it with every check).
   CHECK_FALSE(rig.fetch(2000, "http://fixture.local/index.html").refused);
-  FakeBroker::holdChecks = true;
-  auto slow = rig.fetchd->fetcherFor(2000).fetchRequest();
-  slow.initRequest().setUrl("http://fixture.local/index.html");
-  std::string body;
-  uint16_t status = 0;
-  bool done = false;
-  slow.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &body, .status = &status, .done = &done}));
-  auto pending = slow.send();
-  REQUIRE(capnet::testing::runUntil(rig.io, [] { return !FakeBroker::held.empty(); }));
-  REQUIRE(FakeBroker::held.size() == 1);
+  auto pending = rig.fetchHeldAtCapd(2000, "http://fixture.local/index.html");
   CHECK(rig.fetchd->fetchesOf(2000) == 1);
   auto second = rig.fetch(2000, "http://fixture.local/index.html");
   CHECK(second.refused);
@@ -200,16 +203,7 @@ TEST_CASE("a caller at its fetch cap does not hold up another caller") {
   Rig rig;
   FakeBroker::fetchesPerPrincipal = 1;
   CHECK_FALSE(rig.fetch(2000, "http://fixture.local/index.html").refused);
-  FakeBroker::holdChecks = true;
-  auto slow = rig.fetchd->fetcherFor(2000).fetchRequest();
-  slow.initRequest().setUrl("http://fixture.local/index.html");
-  std::string body;
-  uint16_t status = 0;
-  bool done = false;
-  slow.setSink(kj::heap<BodyCollector>(BodyCollector::Into{.body = &body, .status = &status, .done = &done}));
-  auto pending = slow.send();
-  REQUIRE(capnet::testing::runUntil(rig.io, [] { return !FakeBroker::held.empty(); }));
-  REQUIRE(FakeBroker::held.size() == 1);
+  auto pending = rig.fetchHeldAtCapd(2000, "http://fixture.local/index.html");
   FakeBroker::holdChecks = false;
   // uid 2001 is a different caller: its fetch proceeds (and capd refuses it: not net.http.fetch).
   CHECK(rig.fetch(2001, "http://fixture.local/index.html").reason == idl::FetchRefusal::NO_CAP);

@@ -17,7 +17,9 @@
 
 #include "common/audit.h"
 #include "tests/support/netd-control.h"
+#include "tests/support/stream-connection.h"
 #include "tests/support/wait.h"
+#include "idl/names.h"
 #include "netd/tls/wolf-tls.h"
 
 using namespace capnet;
@@ -27,28 +29,7 @@ namespace {
 constexpr int64_t kGuestNow = 1780272000000LL;   // 2026-06-01T00:00:00Z
 
 // A TcpConnection over a kj stream (the socket pair's end).
-class StreamConnection final : public TcpConnection {
- public:
-  explicit StreamConnection(kj::Own<kj::AsyncIoStream> s) : s_(kj::mv(s)) {}
-  ~StreamConnection() noexcept override {}
-  kj::Promise<ReadResult> read(size_t maxBytes) override {
-    auto buf = kj::heapArray<kj::byte>(maxBytes);
-    auto p = s_->tryRead(buf.begin(), 1, maxBytes);
-    return p.then([buf = kj::mv(buf)](size_t n) mutable {
-      if (n == 0) return ReadResult{kj::heapArray<kj::byte>(0), true};
-      return ReadResult{kj::heapArray<kj::byte>(buf.slice(0, n)), false};
-    });
-  }
-  kj::Promise<void> write(kj::ArrayPtr<const kj::byte> data) override { return s_->write(data.begin(), data.size()); }
-  kj::Promise<void> shutdownWrite() override {
-    s_->shutdownWrite();
-    return kj::READY_NOW;
-  }
-  uint16_t localPort() const override { return 40000; }
-
- private:
-  kj::Own<kj::AsyncIoStream> s_;
-};
+using capnet::testing::StreamConnection;
 
 std::string pki() { return std::string(CAPNET_BUILD_DIR) + "/selftest/tls"; }
 
@@ -288,18 +269,13 @@ std::string trustctlVerdict(const Rig& rig, const std::string& cert, const std::
   return out.substr(at + 7, out.find_first_of(" \n", at) - at - 7);
 }
 
-// netd's TLS refusal in trustctl's words (the verification's own reason names).
+// netd's TLS refusal in trustctl's words: the IDL's spelling (idl/names.h) without its "tls-"
+// prefix is the verification's own reason name ("tls-expired" -> "expired").
 std::string verdictOf(const std::variant<TlsSession, TlsFailure>& r) {
   if (std::holds_alternative<TlsSession>(r)) return "accept";
-  switch (std::get<TlsFailure>(r).reason) {
-    case idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER: return "untrusted-issuer";
-    case idl::ConnectRefusal::TLS_EXPIRED: return "expired";
-    case idl::ConnectRefusal::TLS_NOT_YET_VALID: return "not-yet-valid";
-    case idl::ConnectRefusal::TLS_HOSTNAME_MISMATCH: return "hostname-mismatch";
-    case idl::ConnectRefusal::TLS_PIN_MISMATCH: return "pin-mismatch";
-    case idl::ConnectRefusal::TLS_POLICY_VIOLATION: return "policy-violation";
-    default: return "other: " + std::get<TlsFailure>(r).detail;
-  }
+  std::string name(enumName(std::get<TlsFailure>(r).reason));
+  if (name.rfind("tls-", 0) != 0) return "other: " + std::get<TlsFailure>(r).detail;
+  return name.substr(4);
 }
 
 }  // namespace
