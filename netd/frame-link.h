@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 
 namespace capnet {
 
@@ -28,6 +29,14 @@ class FrameLink {
   // An fd that becomes readable when frames may be waiting (the MSI-X eventfd); -1 if the link
   // must be polled. The event loop waits on it; netd never busy-spins when idle.
   virtual int eventFd() const = 0;
+
+  // Hands queued frames to the device (one notification for a burst). transmit() may hold frames
+  // until then; the stack calls flush() after every burst of output.
+  virtual void flush() {}
+
+  // The link's own counters as "key=value ..." (frames, notifications, wake-ups), for netd's
+  // status and the benchmark's profile; empty when the link keeps none.
+  virtual std::string counters() const { return {}; }
 };
 
 }  // namespace capnet

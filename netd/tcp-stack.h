@@ -54,6 +54,8 @@ class TcpStack {
   virtual bool up() const = 0;
   // Why it is (not) up, for `netd: stack unavailable reason=...` and status calls.
   virtual std::string detail() const = 0;
+  // The stack's and its link's counters ("key=value ..."), for netd's status; empty when none.
+  virtual std::string countersText() const { return {}; }
 
   // addressHostOrder: IPv4 in host byte order.
   virtual kj::Promise<Result<kj::Own<TcpConnection>, ConnectError>> connect(

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <chrono>
 #include <cstdio>
@@ -486,6 +487,23 @@ double netdDownload(Context& ctx, NetdStreams& streams, int n, uint64_t each) {
   return total == each * ss.size() ? mbps(total, d) : 0;
 }
 
+// HTTPS straight through netd (no fetchd hop): GET /large over `connect` with useTls, the body
+// read with the same window as the download figure. Splits the fetchd figure into netd's TLS part
+// and fetchd's hop.
+double netdHttps(Context& ctx, NetdStreams& streams) {
+  KJ_IF_MAYBE(s, streams.connect("tls", kTlsPort)) {
+    std::string req = "GET /large HTTP/1.1\r\nHost: devnet.test\r\nConnection: close\r\n\r\n";
+    auto t0 = Clock::now();
+    writeBytes(*s, kj::arrayPtr(reinterpret_cast<const kj::byte*>(req.data()), req.size())).wait(ctx.io.waitScope);
+    uint64_t got = 0;
+    readAll(*s, &got, UINT64_MAX).wait(ctx.io.waitScope);
+    auto d = Clock::now() - t0;
+    s->closeRequest().send().ignoreResult().then([]() {}, [](kj::Exception&&) {}).wait(ctx.io.waitScope);
+    return got >= kBulkBytes ? mbps(got, d) : 0;
+  }
+  return 0;
+}
+
 // netd's resident memory per idle TLS connection: RSS with `kIdleTlsConnections` handshaken
 // connections held open, minus RSS before, divided by their number (KiB).
 double netdKibPerIdleTls(Context& ctx, NetdStreams& streams) {
@@ -502,6 +520,42 @@ double netdKibPerIdleTls(Context& ctx, NetdStreams& streams) {
   for (auto& s : held) s.closeRequest().send().wait(ctx.io.waitScope);
   KJ_IF_MAYBE(w, warm) { w->closeRequest().send().wait(ctx.io.waitScope); }
   return static_cast<double>(after - before) / kIdleTlsConnections;
+}
+
+// netd's link counters (from its status: "detail (key=value ...)") as numbers.
+std::vector<std::pair<std::string, long long>> netdCounters(Context& ctx) {
+  std::vector<std::pair<std::string, long long>> out;
+  Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
+  if (!netd.ok()) return out;
+  std::string d = netd.as<idl::NetConnect>().statusRequest().send().wait(ctx.io.waitScope).getStackDetail().cStr();
+  auto open = d.rfind('('), close = d.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open) return out;
+  std::string text = d.substr(open + 1, close - open - 1);
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find(' ', at);
+    if (end == std::string::npos) end = text.size();
+    std::string kv = text.substr(at, end - at);
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) out.emplace_back(kv.substr(0, eq), std::atoll(kv.c_str() + eq + 1));
+    at = end + 1;
+  }
+  return out;
+}
+
+// What netd's link did during one phase, per MiB moved: the profile docs/performance.md records.
+void printCounters(const char* phase, uint64_t bytes, const std::vector<std::pair<std::string, long long>>& before,
+                   const std::vector<std::pair<std::string, long long>>& after) {
+  std::string line = std::string("bench: counters phase=") + phase + " bytes=" + std::to_string(bytes);
+  for (size_t i = 0; i < after.size() && i < before.size(); ++i) {
+    if (after[i].first != before[i].first) continue;
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), " %s-per-mib=%.1f", after[i].first.c_str(),
+                  static_cast<double>(after[i].second - before[i].second) * (1 << 20) / static_cast<double>(bytes));
+    line += buf;
+  }
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
 }
 
 struct Figure {
@@ -528,10 +582,16 @@ Report bench(Context& ctx) {
 
   NetdStreams streams(ctx);
   if (!streams.ok()) return Report{Outcome::kFail, "cannot reach netd"};
-  const double ku = kernelUpload(kBulkBytes), nu = netdUpload(ctx, streams, kBulkBytes);
+  const double ku = kernelUpload(kBulkBytes);
+  auto beforeUp = netdCounters(ctx);
+  const double nu = netdUpload(ctx, streams, kBulkBytes);
+  printCounters("upload", kBulkBytes, beforeUp, netdCounters(ctx));
   if (ku <= 0 || nu <= 0) return Report{Outcome::kFail, "upload failed (netd " + std::to_string(nu) + ", kernel " + std::to_string(ku) + ")"};
   print({"upload", "upload throughput (4 MiB)", "MB/s", nu, ku, "ratio>=1.0"});
-  const double kd = kernelDownload(1, kBulkBytes), nd = netdDownload(ctx, streams, 1, kBulkBytes);
+  const double kd = kernelDownload(1, kBulkBytes);
+  auto before = netdCounters(ctx);
+  const double nd = netdDownload(ctx, streams, 1, kBulkBytes);
+  printCounters("download", kBulkBytes, before, netdCounters(ctx));
   if (kd <= 0 || nd <= 0) return Report{Outcome::kFail, "download failed"};
   print({"download", "download throughput (4 MiB)", "MB/s", nd, kd, "ratio>=1.0"});
   for (int n : {16, 64}) {
@@ -549,6 +609,9 @@ Report bench(Context& ctx) {
   if (!nt.error.empty()) return Report{Outcome::kFail, nt.error};
   print({"tls_handshakes", "TLS 1.3 handshakes", "/s", nt.handshakesPerSec, kt.handshakesPerSec, "ratio>=0.95"});
   print({"https_fetchd", "HTTPS download through fetchd (4 MiB)", "MB/s", nt.bulkMBps, kt.bulkMBps, "ratio>=0.9"});
+  const double nh = netdHttps(ctx, streams);
+  if (nh <= 0) return Report{Outcome::kFail, "HTTPS through netd failed"};
+  print({"https_netd", "HTTPS download through netd only (4 MiB)", "MB/s", nh, kt.bulkMBps, "ratio>=0.9"});
   const double kib = netdKibPerIdleTls(ctx, streams);
   if (kib < 0) return Report{Outcome::kFail, "idle TLS connections could not be opened"};
   print({"idle_tls_kib", "netd memory per idle TLS connection", "KiB", kib, -1, "netd<=64"});

@@ -211,6 +211,7 @@ bool VirtioNet::transmit(std::span<const uint8_t> frame) {
   reclaimTx();
   if (tx_->freeSlots.empty()) {
     ++stats_.txFull;
+    flushTx();   // the device must hear of what waits, or the ring never drains
     return false;
   }
   uint16_t slot = tx_->freeSlots.back();
@@ -226,9 +227,15 @@ bool VirtioNet::transmit(std::span<const uint8_t> frame) {
   tx_->freeSlots.pop_back();
   tx_->bufferOfId[*id] = slot;
   tx_->queue->publish();
-  kick(*tx_);
   ++stats_.tx;
+  if (++txUnnotified_ >= kTxBatch) flushTx();
   return true;
+}
+
+void VirtioNet::flushTx() {
+  if (txUnnotified_ == 0 || !tx_) return;
+  txUnnotified_ = 0;
+  kick(*tx_);
 }
 
 size_t VirtioNet::receive(const std::function<void(std::span<const uint8_t>)>& deliver) {
@@ -240,6 +247,7 @@ size_t VirtioNet::receive(const std::function<void(std::span<const uint8_t>)>& d
     if (brokenReason_.empty()) brokenReason_ = "device needs reset";
     return 0;
   }
+  ++stats_.wakeups;
   size_t delivered = 0;
   auto& rx = *rx_;
   while (auto u = rx.queue->nextUsed()) {

@@ -29,7 +29,11 @@ class VirtioNet {
   std::array<uint8_t, 6> mac() const { return mac_; }
   // Queues one frame (without header). false when every transmit buffer is in flight, the frame is
   // too large, or the device broke the protocol.
+  // Queues a frame on the transmit ring. The device is notified by flushTx() (once for a burst:
+  // a notification is a register write the hypervisor traps), or at once when kTxBatch frames wait.
   bool transmit(std::span<const uint8_t> frame);
+  void flushTx();
+  static constexpr unsigned kTxBatch = 32;
   // Delivers received frames (without header) and re-posts their buffers. Drains the interrupt.
   size_t receive(const std::function<void(std::span<const uint8_t>)>& deliver);
   int rxEventFd() const { return rxEventFd_; }
@@ -37,7 +41,7 @@ class VirtioNet {
   std::string describe() const;
 
   struct Stats {
-    uint64_t rx = 0, tx = 0, rxBad = 0, txFull = 0, kicks = 0;
+    uint64_t rx = 0, tx = 0, rxBad = 0, txFull = 0, kicks = 0, wakeups = 0;   // wakeups: receive() calls
   };
   const Stats& stats() const { return stats_; }
 
@@ -46,6 +50,7 @@ class VirtioNet {
   struct Queue;
   VfioResult<Ok> setupQueue(uint16_t index, uint16_t maxSize, uint16_t msixVector, Queue& q);
   void kick(Queue& q);
+  unsigned txUnnotified_ = 0;   // frames published since the last transmit notification
   void reclaimTx();
 
   // Declared first so it is destroyed last: the DMA buffers below unmap through its container.

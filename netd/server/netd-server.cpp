@@ -445,7 +445,9 @@ class NetConnectImpl final : public idl::NetConnect::Server {
   kj::Promise<void> status(StatusContext context) override {
     auto r = context.getResults();
     r.setStackUp(netd_.stack().up());
-    r.setStackDetail(netd_.stack().detail());
+    // The detail, then the link's counters in parentheses (the benchmark reads them).
+    std::string counters = netd_.stack().countersText();
+    r.setStackDetail(counters.empty() ? netd_.stack().detail() : netd_.stack().detail() + " (" + counters + ")");
     r.setDevnetEnabled(netd_.devnetEnabled());
     r.setCapdConnected(netd_.capdConnected());
     return kj::READY_NOW;

@@ -335,6 +335,7 @@ err_t linkOutput(netif* nif, pbuf* p) {
     return ERR_MEM;   // lwIP retransmits; a full ring is like a busy NIC.
   }
   ++stack->mutableCounters().txFrames;
+  stack->scheduleFlush();
   return ERR_OK;
 }
 
@@ -383,6 +384,12 @@ LwipStack::LwipStack(kj::UnixEventPort& events, kj::Timer& timer, FrameLink& lin
   detail_ = buf;
 }
 
+std::string LwipStack::countersText() const {
+  std::string s = "lwip-rx-dropped=" + std::to_string(counters_.rxDropped) + " lwip-tx-dropped=" + std::to_string(counters_.txDropped);
+  std::string link = link_.counters();
+  return link.empty() ? s : link + " " + s;
+}
+
 LwipStack::~LwipStack() noexcept {
   if (up_) {
     netif_remove(&netif_->nif);
@@ -419,6 +426,18 @@ void LwipStack::service() {
     if (netif_->nif.input(p, &netif_->nif) != ERR_OK) pbuf_free(p);
   });
   sys_check_timeouts();
+  link_.flush();   // everything this pass sent (ACKs for the whole RX batch): one notification
+}
+
+void LwipStack::scheduleFlush() {
+  // Output outside service() (a connect's SYN, a close): flushed once this event-loop turn's
+  // other work has run, so a burst still costs one notification.
+  if (flushScheduled_) return;
+  flushScheduled_ = true;
+  flushing_ = kj::evalLater([this]() {
+    flushScheduled_ = false;
+    link_.flush();
+  }).eagerlyEvaluate(nullptr);
 }
 
 kj::Promise<void> LwipStack::timerLoop() {

@@ -32,6 +32,7 @@ class LwipStack final : public TcpStack {
 
   bool up() const override { return up_; }
   std::string detail() const override { return detail_; }
+  std::string countersText() const override;
   kj::Promise<Result<kj::Own<TcpConnection>, ConnectError>> connect(uint32_t addressHostOrder, uint16_t port,
                                                                     uint32_t timeoutMs) override;
 
@@ -52,6 +53,7 @@ class LwipStack final : public TcpStack {
   void connectionOpened() { ++connections_; }
   void connectionClosed() { --connections_; }
   FrameLink& link() { return link_; }
+  void scheduleFlush();   // the link is flushed later this event-loop turn (frames sent outside service())
   Counters& mutableCounters() { return counters_; }
 
  private:
@@ -69,6 +71,8 @@ class LwipStack final : public TcpStack {
   struct NetifHolder;
   kj::Own<NetifHolder> netif_;
   kj::Own<kj::UnixEventPort::FdObserver> observer_;
+  bool flushScheduled_ = false;
+  kj::Maybe<kj::Promise<void>> flushing_;
 };
 
 }  // namespace capnet
