@@ -7,6 +7,7 @@
 #include <kj/debug.h>
 
 #include <algorithm>
+#include <deque>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -120,7 +121,7 @@ class LwipConnection final : public TcpConnection {
   }
 
   ~LwipConnection() noexcept override {
-    if (pending_ != nullptr) pbuf_free(pending_);
+    for (pbuf* p : queue_) pbuf_free(p);
     if (pcb_ != nullptr) {
       tcp_arg(pcb_, nullptr);
       tcp_recv(pcb_, nullptr);
@@ -136,15 +137,30 @@ class LwipConnection final : public TcpConnection {
   }
 
   kj::Promise<ReadResult> read(size_t maxBytes) override {
-    if (pending_ != nullptr && maxBytes > 0) {
-      size_t n = std::min<size_t>(maxBytes, pending_->tot_len);
+    if (!queue_.empty() && maxBytes > 0) {
+      const size_t n = std::min(maxBytes, queued_);
       auto out = kj::heapArray<kj::byte>(n);
-      pbuf_copy_partial(pending_, out.begin(), static_cast<u16_t>(n), 0);
-      // Release whole pbufs that were consumed; keep the rest.
-      pending_ = consume(pending_, n);
-      // Flow control: only now does the window reopen.
+      for (size_t off = 0; off < n;) {
+        // Each queued chain came from one lwIP callback, so its 16-bit tot_len is exact.
+        pbuf* head = queue_.front();
+        const size_t take = std::min<size_t>(n - off, head->tot_len);
+        pbuf_copy_partial(head, out.begin() + off, static_cast<u16_t>(take), 0);
+        off += take;
+        // Release whole pbufs that were consumed; keep the rest.
+        if (pbuf* rest = consume(head, take)) {
+          queue_.front() = rest;
+        } else {
+          queue_.pop_front();
+        }
+      }
+      queued_ -= n;
+      // Flow control: only now does the window reopen (tcp_recved takes at most 0xffff at a time).
       if (pcb_ != nullptr) {
-        tcp_recved(pcb_, static_cast<u16_t>(n));
+        for (size_t left = n; left > 0;) {
+          const auto step = static_cast<u16_t>(std::min<size_t>(left, 0xffff));
+          tcp_recved(pcb_, step);
+          left -= step;
+        }
         tcp_output(pcb_);
       }
       stack_.service();
@@ -226,10 +242,11 @@ class LwipConnection final : public TcpConnection {
     } else if (err != ERR_OK) {
       pbuf_free(p);
       return ERR_OK;
-    } else if (self->pending_ == nullptr) {
-      self->pending_ = p;
     } else {
-      pbuf_cat(self->pending_, p);
+      // Kept as received, one chain per callback: a single chain's 16-bit tot_len could not hold a
+      // window above 64 KiB.
+      self->queue_.push_back(p);
+      self->queued_ += p->tot_len;
     }
     self->wakeReader();
     return ERR_OK;
@@ -264,7 +281,8 @@ class LwipConnection final : public TcpConnection {
 
   LwipStack& stack_;
   tcp_pcb* pcb_;
-  pbuf* pending_ = nullptr;
+  std::deque<pbuf*> queue_;   // received and not yet read, oldest first
+  size_t queued_ = 0;         // their bytes
   bool eof_ = false;
   bool finSent_ = false;
   bool failed_ = false;
