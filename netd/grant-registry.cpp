@@ -5,24 +5,13 @@
 namespace capnet {
 namespace {
 
-// Revoked tokens remembered so a refusal can say "revoked"; older ones become "no-cap".
+// Revoked tokens remembered so a refusal can say cap-revoked; older ones become no-cap.
 constexpr size_t kMaxRememberedRevocations = 4096;
 
 idl::Grant::Reader readerOf(const capnp::MallocMessageBuilder& m) { return grantOf(m); }
 
 }  // namespace
 
-std::string_view grantDecisionReason(GrantDecision d) {
-  switch (d) {
-    case GrantDecision::kNoCap: return "no-cap";
-    case GrantDecision::kExpired: return "expired";
-    case GrantDecision::kRevoked: return "revoked";
-    case GrantDecision::kWrongUid: return "wrong-uid";
-    case GrantDecision::kOutOfScope: return "out-of-scope";
-    case GrantDecision::kAllowed: return "allowed";
-  }
-  return "no-cap";
-}
 
 GrantRegistry::GrantRegistry(const Clock& clock) : clock_(clock) {}
 
@@ -66,21 +55,21 @@ size_t GrantRegistry::revokeAll() {
 
 GrantCheck GrantRegistry::check(std::span<const uint8_t> bytes, uid_t presenterUid, bool tls, std::string_view host,
                                 uint16_t port) const {
-  GrantCheck result;   // kNoCap
+  GrantCheck result;   // refused, noCap
   GrantToken token;
   if (!toGrantToken(kj::arrayPtr(bytes.data(), bytes.size()), token)) return result;
   auto it = grants_.find(token);
   if (it == grants_.end()) {
-    if (revoked_.count(token)) result.decision = GrantDecision::kRevoked;
+    if (revoked_.count(token)) result.refusal = idl::ConnectRefusal::CAP_REVOKED;
     return result;
   }
   idl::Grant::Reader g = readerOf(*it->second);
   if (clock_.nowMs() >= g.getExpiresAtMs()) {
-    result.decision = GrantDecision::kExpired;
+    result.refusal = idl::ConnectRefusal::CAP_EXPIRED;
     return result;
   }
   if (g.getHolderUid() != presenterUid) {
-    result.decision = GrantDecision::kWrongUid;
+    result.refusal = idl::ConnectRefusal::WRONG_UID;
     return result;
   }
   auto scope = g.getScope();
@@ -89,10 +78,10 @@ GrantCheck GrantRegistry::check(std::span<const uint8_t> bytes, uid_t presenterU
   const bool schemeKnown = schemeIsTls || scheme == "tcp" || scheme == "http";
   if (!schemeKnown || schemeIsTls != tls || std::string_view(scope.getHost().cStr(), scope.getHost().size()) != host ||
       scope.getPort() != port) {
-    result.decision = GrantDecision::kOutOfScope;
+    result.refusal = idl::ConnectRefusal::OUT_OF_SCOPE;
     return result;
   }
-  result.decision = GrantDecision::kAllowed;
+  result.allowedFlag = true;
   result.grant = g;
   return result;
 }

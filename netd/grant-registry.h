@@ -19,26 +19,19 @@
 #include "common/clock.h"
 #include "idl/cap.capnp.h"
 #include "idl/grant.h"
+#include "idl/net.capnp.h"
 
 namespace capnet {
 
-enum class GrantDecision : uint8_t {
-  kNoCap = 0,        // absent, malformed or unknown token. The zero value denies.
-  kExpired,
-  kRevoked,
-  kWrongUid,
-  kOutOfScope,
-  kAllowed,
-};
-
+// A grant check's outcome: allowed, or refused with the connect refusal it becomes (noCap for an
+// absent, malformed or unknown token; capExpired, capRevoked, wrongUid, outOfScope). The reason is
+// the IDL's enum (idl/net.capnp ConnectRefusal), named through idl/names.h like every refusal.
 struct GrantCheck {
-  GrantDecision decision = GrantDecision::kNoCap;
+  bool allowedFlag = false;                                  // the default denies
+  idl::ConnectRefusal refusal = idl::ConnectRefusal::NO_CAP;   // when not allowed
   kj::Maybe<idl::Grant::Reader> grant;   // set when allowed; valid until the registry changes.
-  bool allowed() const { return decision == GrantDecision::kAllowed; }
+  bool allowed() const { return allowedFlag; }
 };
-
-// Stable reason strings for audit lines and refusals: "no-cap", "expired", "revoked", ...
-std::string_view grantDecisionReason(GrantDecision d);
 
 // How a presented connect maps to grant schemes: a plain connect matches "tcp" and "http"
 // grants; a TLS connect matches "tls" and "https" grants.

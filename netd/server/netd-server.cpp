@@ -280,17 +280,6 @@ class ByteStreamImpl final : public idl::ByteStream::Server {
   kj::ForkedPromise<void> writeChain_ = kj::Promise<void>(kj::READY_NOW).fork();
 };
 
-idl::ConnectRefusal toRefusal(GrantDecision d) {
-  switch (d) {
-    case GrantDecision::kExpired: return idl::ConnectRefusal::CAP_EXPIRED;
-    case GrantDecision::kRevoked: return idl::ConnectRefusal::CAP_REVOKED;
-    case GrantDecision::kWrongUid: return idl::ConnectRefusal::WRONG_UID;
-    case GrantDecision::kOutOfScope: return idl::ConnectRefusal::OUT_OF_SCOPE;
-    case GrantDecision::kNoCap:
-    case GrantDecision::kAllowed: break;
-  }
-  return idl::ConnectRefusal::NO_CAP;
-}
 
 idl::ConnectRefusal toRefusal(ConnectError e) {
   switch (e) {
@@ -359,8 +348,7 @@ class NetConnectImpl final : public idl::NetConnect::Server {
     auto token = p.getGrant();
     GrantCheck check = netd_.grants().check(std::span<const uint8_t>(token.begin(), token.size()), uid_, useTls, host, port);
     if (!check.allowed()) {
-      std::string detail = std::string("grant check: ") + std::string(grantDecisionReason(check.decision));
-      return refuse(toRefusal(check.decision), detail);
+      return refuse(check.refusal, "grant check: " + std::string(enumName(check.refusal)));
     }
     // A copy: the registry may change while we connect; it lives as long as this call.
     kj::Own<capnp::MallocMessageBuilder> owned;

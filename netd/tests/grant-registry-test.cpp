@@ -28,18 +28,18 @@ TEST_CASE("registry check order: unknown -> revoked -> expired -> holder uid -> 
 
   CHECK(r.check(t, 100, false, "devnet.test", 7).allowed());
   CHECK(KJ_ASSERT_NONNULL(r.check(t, 100, false, "devnet.test", 7).grant).getAddress() == 0x0a000202u);
-  CHECK(r.check(forged, 100, false, "devnet.test", 7).decision == GrantDecision::kNoCap);
-  CHECK(r.check(std::span<const uint8_t>(), 100, false, "devnet.test", 7).decision == GrantDecision::kNoCap);
-  CHECK(r.check(std::span<const uint8_t>(t.data(), 8), 100, false, "devnet.test", 7).decision == GrantDecision::kNoCap);
-  CHECK(r.check(t, 101, false, "devnet.test", 7).decision == GrantDecision::kWrongUid);
-  CHECK(r.check(t, 100, false, "other.test", 7).decision == GrantDecision::kOutOfScope);
-  CHECK(r.check(t, 100, false, "devnet.test", 8).decision == GrantDecision::kOutOfScope);
-  CHECK(r.check(t, 100, true, "devnet.test", 7).decision == GrantDecision::kOutOfScope);
+  CHECK(r.check(forged, 100, false, "devnet.test", 7).refusal == idl::ConnectRefusal::NO_CAP);
+  CHECK(r.check(std::span<const uint8_t>(), 100, false, "devnet.test", 7).refusal == idl::ConnectRefusal::NO_CAP);
+  CHECK(r.check(std::span<const uint8_t>(t.data(), 8), 100, false, "devnet.test", 7).refusal == idl::ConnectRefusal::NO_CAP);
+  CHECK(r.check(t, 101, false, "devnet.test", 7).refusal == idl::ConnectRefusal::WRONG_UID);
+  CHECK(r.check(t, 100, false, "other.test", 7).refusal == idl::ConnectRefusal::OUT_OF_SCOPE);
+  CHECK(r.check(t, 100, false, "devnet.test", 8).refusal == idl::ConnectRefusal::OUT_OF_SCOPE);
+  CHECK(r.check(t, 100, true, "devnet.test", 7).refusal == idl::ConnectRefusal::OUT_OF_SCOPE);
   clock.set(1000);
-  CHECK(r.check(t, 101, false, "devnet.test", 7).decision == GrantDecision::kExpired);
+  CHECK(r.check(t, 101, false, "devnet.test", 7).refusal == idl::ConnectRefusal::CAP_EXPIRED);
   clock.set(999);
   CHECK(r.revoke(t));
-  CHECK(r.check(t, 100, false, "devnet.test", 7).decision == GrantDecision::kRevoked);
+  CHECK(r.check(t, 100, false, "devnet.test", 7).refusal == idl::ConnectRefusal::CAP_REVOKED);
   CHECK_FALSE(r.revoke(t));
 }
 
@@ -52,7 +52,7 @@ TEST_CASE("tls and https grants match TLS connects while tcp and http grants mat
   https.fill(2);
   http.fill(3);
   CHECK(r.check(https, 100, true, "devnet.test", 7).allowed());
-  CHECK(r.check(https, 100, false, "devnet.test", 7).decision == GrantDecision::kOutOfScope);
+  CHECK(r.check(https, 100, false, "devnet.test", 7).refusal == idl::ConnectRefusal::OUT_OF_SCOPE);
   CHECK(r.check(http, 100, false, "devnet.test", 7).allowed());
 }
 
@@ -65,7 +65,7 @@ TEST_CASE("revokeAll revokes every grant and sweep drops expired ones") {
   CHECK(r.size() == 0);
   GrantToken t;
   t.fill(2);
-  CHECK(r.check(t, 100, false, "devnet.test", 7).decision == GrantDecision::kRevoked);
+  CHECK(r.check(t, 100, false, "devnet.test", 7).refusal == idl::ConnectRefusal::CAP_REVOKED);
   r.add(grant(3, 100));
   clock.set(5000);
   CHECK(r.sweep() == 1);
@@ -75,7 +75,7 @@ TEST_CASE("revokeAll revokes every grant and sweep drops expired ones") {
 TEST_CASE("a default GrantCheck denies") {
   GrantCheck c;
   CHECK_FALSE(c.allowed());
-  CHECK(grantDecisionReason(c.decision) == "no-cap");
+  CHECK(c.refusal == idl::ConnectRefusal::NO_CAP);
 }
 
 TEST_CASE("the registry keeps its own copy of each grant, and sweeping costs only what expired") {
