@@ -13,7 +13,8 @@ namespace capnet {
 
 Result<std::string, FileError> readFileBounded(const std::string& path, size_t maxBytes) {
   using R = Result<std::string, FileError>;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);   // O_NONBLOCK: a FIFO must not hang the open
+  // O_NONBLOCK: a FIFO must not hang the open; O_NOCTTY: a terminal never becomes ours.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     if (errno == ELOOP) return R(Error<FileError>{FileError::kNotRegular, path + ": not a regular file (a symlink)"});
     return R(Error<FileError>{FileError::kUnreadable, path + ": " + std::strerror(errno)});

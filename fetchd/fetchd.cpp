@@ -84,7 +84,8 @@ class ByteStreamIo final : public kj::AsyncIoStream {
 
   // Up to kReadAhead reads of up to 64 KiB stay in flight: netd answers a stream's reads in order
   // (its read chain), so the network keeps flowing while KJ's HTTP client consumes what arrived,
-  // instead of one round trip per read. Bounded: at most kReadAhead x 64 KiB buffered per stream.
+  // instead of one round trip per read. Bounded: the reads in flight and the answer being consumed,
+  // (kReadAhead + 1) x 64 KiB per stream.
   static constexpr size_t kReadAhead = 4;
 
   void fill() {

@@ -100,7 +100,9 @@ interface NetConnect {
   # resolves through the grant's hosts entry -> TCP connect within the timeout -> TLS (if asked)
   # under the grant's trust policy. Each refusal is a Refusal and one audit line.
 
-  status @1 () -> (stackUp :Bool, stackDetail :Text, devnetEnabled :Bool, capdConnected :Bool)
+  status @1 () -> (stackUp :Bool, stackDetail :Text, devnetEnabled :Bool, capdConnected :Bool,
+                   policyKnown :Bool)
       $requires("principal");
-  # Caller: selftests and `capnet` tools; reports without revealing grants.
+  # Caller: selftests and `capnet` tools; reports without revealing grants. policyKnown: the
+  # connected capd has announced its policy (before that every connect is capdUnreachable).
 }

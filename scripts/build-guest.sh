@@ -17,8 +17,10 @@ mkdir -p "$out" "$cache"
 wanted_modules=(crc32c_generic virtio_pci virtio_blk ext4 vfio_pci vfio_iommu_type1 virtio_net)
 
 # --- nothing to do? -------------------------------------------------------------------------------
-# The image's inputs, by name, size and modification time: the daemons and their libraries (a
-# package change touches dpkg's status file), guest/, the pkg:// content and this script. When
+# The image's inputs, by name, size, modification and change time (nanoseconds) and inode: the
+# daemons and their libraries (a package change touches dpkg's status file; `apt-get update` the
+# lists, where a newer kernel package would appear), guest/, the pkg:// content and this script. A
+# copy that keeps the modification time still gets a new change time. When
 # they match the last build's, the image is current (the marker contract calls this before every
 # run; without the check it cost about 4 s).
 programs=(capd/capd netd/netd fetchd/fetchd fetchd/capnet selftest/selftest trust/trustctl virtio/virtio-probe)
@@ -26,11 +28,11 @@ inputs_stamp() {
   local f
   {
     for f in "${programs[@]}"; do [[ -e "$build/$f" ]] && echo "$build/$f"; done
-    echo /var/lib/dpkg/status /bin/busybox "${BASH_SOURCE[0]}" "$here/config/network.json"
+    echo /var/lib/dpkg/status /var/lib/apt/lists /bin/busybox "${BASH_SOURCE[0]}" "$here/config/network.json"
     find "$here/guest" "$here/selftest/fixtures/web" -type f
     find "$build/selftest/tls" -maxdepth 1 -name '*.pem' 2>/dev/null
     find "$cache" -maxdepth 1 -name 'linux-image-*' 2>/dev/null
-  } | LC_ALL=C sort | (xargs -d '\n' stat -c '%n %s %Y' 2>/dev/null || true) | sha256sum | cut -d' ' -f1
+  } | LC_ALL=C sort | (xargs -d '\n' stat -c '%n %s %.9Y %.9Z %i' 2>/dev/null || true) | sha256sum | cut -d' ' -f1
 }
 stamp=$(inputs_stamp)
 if [[ -f "$out/vmlinux" && -f "$out/initrd.cpio" && -f "$out/inputs.stamp" && "$(cat "$out/inputs.stamp")" == "$stamp" ]]; then

@@ -228,12 +228,18 @@ run_job() {
 
 # Longest first (each profile's time in the last run, from its summary; unknown ones first), so that
 # no long profile starts last and leaves one core idle at the end.
+# (A profile with no summary yet, as on a fresh checkout, sorts first; `|| true`: sed fails on a
+# missing file, and errexit holds inside this subshell.)
 order=()
 while IFS= read -r line; do order+=("${line#* }"); done < <(
   for p in "${selected[@]}"; do
-    secs=$(sed -n '1s/^[^ ]* *PASS *\([0-9]*\)s.*/\1/p; 1s/^[^ ]* *FAIL *\([0-9]*\)s.*/\1/p' "$outdir/summary-$p" 2>/dev/null)
+    secs=$(sed -n '1s/^[^ ]* *PASS *\([0-9]*\)s.*/\1/p; 1s/^[^ ]* *FAIL *\([0-9]*\)s.*/\1/p' "$outdir/summary-$p" 2>/dev/null || true)
     printf '%s %s\n' "${secs:-999}" "$p"
   done | sort -s -k1,1nr)
+# Every selected profile runs (or is skipped) and writes a fresh summary: none of the last run's
+# may stand in for this one's.
+(( ${#order[@]} == ${#selected[@]} )) || { echo "qemu-test: could not order the profiles" >&2; exit 2; }
+for p in "${selected[@]}"; do rm -f "$outdir/summary-$p"; done
 
 wall_start=$SECONDS
 declare -a job_pids=()

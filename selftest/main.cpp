@@ -39,21 +39,25 @@ bool printMarker(const std::string& name, const Report& r) {
   return r.outcome != Outcome::kFail;
 }
 
-// Until netd answers this principal's status call (it knows principals only once capd announced
-// the policy) with capd connected, or `limit` passes; then the scenarios run either way (each
-// reports what it finds).
+// Until netd says the connected capd has announced its policy (status.policyKnown), or `limit`
+// passes; then the scenarios run either way (each reports what it finds). Each status call is
+// bounded too: a netd that accepts but does not answer cannot hold the wait past its limit.
 void waitForPolicy(Context& ctx, std::chrono::milliseconds limit) {
+  auto& timer = ctx.io.provider->getTimer();
   const auto end = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < end) {
     bool ready = false;
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
       Session netd(ctx.io, ctx.paths.netd, kSelftestUid);
-      if (netd.ok()) ready = netd.as<idl::NetConnect>().statusRequest().send().wait(ctx.io.waitScope).getCapdConnected();
+      if (!netd.ok()) return;
+      auto status = netd.as<idl::NetConnect>().statusRequest().send().then(
+          [](capnp::Response<idl::NetConnect::StatusResults>&& r) { return r.getCapdConnected() && r.getPolicyKnown(); });
+      ready = timer.timeoutAfter(1 * kj::SECONDS, kj::mv(status)).wait(ctx.io.waitScope);
     })) {
-      (void)e;   // refused: the policy is not there yet
+      (void)e;   // not reachable yet, refused or too slow: try again
     }
     if (ready) return;
-    ctx.io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(ctx.io.waitScope);
+    timer.afterDelay(20 * kj::MILLISECONDS).wait(ctx.io.waitScope);
   }
 }
 

@@ -438,6 +438,7 @@ class NetConnectImpl final : public idl::NetConnect::Server {
     r.setStackDetail(counters.empty() ? netd_.stack().detail() : netd_.stack().detail() + " (" + counters + ")");
     r.setDevnetEnabled(netd_.devnetEnabled());
     r.setCapdConnected(netd_.capdConnected());
+    r.setPolicyKnown(netd_.policyKnown());
     return kj::READY_NOW;
   }
 
