@@ -57,28 +57,41 @@ struct Figures {
   std::string error;
 };
 
+// A kernel TCP connection to the fixture host's `port`, or -1 (errno says why). `took`, when
+// given, is the connect call alone (the socket is made before the clock starts).
+int kernelConnect(uint16_t port, Clock::duration* took = nullptr) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, kHostAddress, &addr.sin_addr);
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto t0 = Clock::now();
+  if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int e = errno;
+    ::close(s);
+    errno = e;
+    return -1;
+  }
+  if (took != nullptr) *took = Clock::now() - t0;
+  return s;
+}
+
 // Kernel path: POSIX sockets over the guest kernel's virtio_net.
 Figures kernelPath() {
   Figures f;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(kEchoPort);
-  inet_pton(AF_INET, kHostAddress, &addr.sin_addr);
   for (int i = 0; i < kConnects; ++i) {
-    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    auto t0 = Clock::now();
-    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    Clock::duration took{};
+    int s = kernelConnect(kEchoPort, &took);
+    if (s < 0) {
       f.error = std::string("kernel connect: ") + std::strerror(errno);
-      ::close(s);
       return f;
     }
-    f.connectMs.push_back(ms(Clock::now() - t0));
+    f.connectMs.push_back(ms(took));
     ::close(s);
   }
-  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  int s = kernelConnect(kEchoPort);
+  if (s < 0) {
     f.error = "kernel bulk connect failed";
-    ::close(s);
     return f;
   }
   std::vector<char> out(kBulkBytes, 'x'), in(65536);
@@ -128,16 +141,9 @@ TlsFigures kernelTls() {
     if (ctx) wolfSSL_CTX_free(ctx);
     return f;
   }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(kTlsPort);
-  inet_pton(AF_INET, kHostAddress, &addr.sin_addr);
   auto session = [&](const char* path, size_t* bodyBytes) -> bool {
-    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      ::close(s);
-      return false;
-    }
+    int s = kernelConnect(kTlsPort);
+    if (s < 0) return false;
     WOLFSSL* ssl = wolfSSL_new(ctx);
     wolfSSL_set_fd(ssl, s);
     wolfSSL_check_domain_name(ssl, kHost);
@@ -305,19 +311,6 @@ std::string bulkRequest(char mode, uint64_t n) {
 }
 
 double mbps(uint64_t bytes, Clock::duration d) { return static_cast<double>(bytes) / std::chrono::duration<double>(d).count() / 1e6; }
-
-int kernelConnect(uint16_t port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  inet_pton(AF_INET, kHostAddress, &addr.sin_addr);
-  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(s);
-    return -1;
-  }
-  return s;
-}
 
 bool sendAll(int s, const char* p, size_t n) {
   while (n > 0) {

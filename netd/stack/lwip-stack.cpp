@@ -417,6 +417,7 @@ LwipStack::~LwipStack() noexcept {
 
 void LwipStack::service() {
   if (!up_) return;
+  servicing_ = true;   // output from here on is flushed at the end of this pass
   link_.poll([this](std::span<const uint8_t> frame) {
     // Each frame gets its own PBUF_RAM buffer of exactly its size (never the fixed-size pool).
     if (frame.size() < 14 || frame.size() > 14u + link_.mtu() + 4u) {
@@ -444,13 +445,14 @@ void LwipStack::service() {
     if (netif_->nif.input(p, &netif_->nif) != ERR_OK) pbuf_free(p);
   });
   sys_check_timeouts();
+  servicing_ = false;
   link_.flush();   // everything this pass sent (ACKs for the whole RX batch): one notification
 }
 
 void LwipStack::scheduleFlush() {
   // Output outside service() (a connect's SYN, a close): flushed once this event-loop turn's
   // other work has run, so a burst still costs one notification.
-  if (flushScheduled_) return;
+  if (servicing_ || flushScheduled_) return;
   flushScheduled_ = true;
   flushing_ = kj::evalLater([this]() {
     flushScheduled_ = false;

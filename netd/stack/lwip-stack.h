@@ -71,6 +71,7 @@ class LwipStack final : public TcpStack {
   struct NetifHolder;
   kj::Own<NetifHolder> netif_;
   kj::Own<kj::UnixEventPort::FdObserver> observer_;
+  bool servicing_ = false;        // inside service(), which flushes when it ends
   bool flushScheduled_ = false;
   kj::Maybe<kj::Promise<void>> flushing_;
 };
