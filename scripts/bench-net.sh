@@ -24,7 +24,10 @@ FORCE_PROFILE=1 PROFILE=bench RUN_UNTIL_MARKER=1 RUN_TIMEOUT="${RUN_TIMEOUT:-300
 }
 if [[ "$format" == table ]]; then
   # netd's link counters per MiB during the one-way figures (the profile in docs/performance.md).
-  trap 'grep -E "^bench: counters " "$here/build/qemu/uart-bench.log" | sed "s/^bench: counters /netd link counters: /"' EXIT
+  # And where the guest's one CPU went in each phase (netd, fetchd, the benchmark itself, other
+  # processes, interrupts, idle), as shares of the phase's clock ticks.
+  trap 'grep -E "^bench: counters " "$here/build/qemu/uart-bench.log" | sed "s/^bench: counters /netd link counters: /"
+        grep -E "^bench: cpu " "$here/build/qemu/uart-bench.log" | sed "s/^bench: cpu /guest cpu: /"' EXIT
 fi
 grep -E '^bench: figure=' "$here/build/qemu/uart-bench.log" | python3 -c '
 import json, re, shlex, sys

@@ -8,6 +8,8 @@ packages=(
   capnproto libcapnp-dev libwolfssl-dev doctest-dev
   qemu-system-x86 busybox-static socat e2fsprogs dpkg-dev python3-jsonschema curl faketime
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  # the guest kernel's build (scripts/build-guest.sh): Kconfig's parser, timeconst, objtool
+  flex bison bc libelf-dev
 )
 
 missing=()

@@ -60,6 +60,7 @@ run_profile() {
   local log="$outdir/uart-$p.log" fixlog="$outdir/fixture-$p.log" nonce
   nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
   : > "$log"
+  : > "$log.times"
   : > "$fixlog"
 
   local state="$outdir/state-$p.img" stage="$outdir/state-$p"
@@ -149,8 +150,17 @@ run_profile() {
   # The last boot may stop early; earlier boots run until their guest powers off.
   local last=0 drain_until=""
   [[ "$boot" == "${boots[-1]}" ]] && last=1
+  local seen_lines=0 lines now_ds
   while kill -0 "$qpid" 2>/dev/null; do
     cat "$log.boot" > "$log.view" 2>/dev/null || true
+    # Each console line with the time it was first seen after QEMU started (to the poll's 0.2 s):
+    # $log.times shows where a profile's seconds go.
+    lines=$(wc -l < "$log.view")
+    if (( lines > seen_lines )); then
+      now_ds=$(( (${EPOCHREALTIME/./} - qemu_started) / 100000 ))
+      sed -n "$((seen_lines + 1)),${lines}p" "$log.view" | sed "s/^/[$boot +$((now_ds / 10)).$((now_ds % 10))s] /" >> "$log.times"
+      seen_lines=$lines
+    fi
     # The first marker's time after QEMU started (issue 13: at most 5 s), to the poll's 0.2 s.
     if [[ -z "$first_marker" ]] && grep -q "^init: boot profile=" "$log.view" 2>/dev/null; then
       first_marker=$(( (${EPOCHREALTIME/./} - qemu_started) / 100000 ))

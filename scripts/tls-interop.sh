@@ -85,6 +85,61 @@ curl_verdict() {   # curl_verdict RC SSL_VERIFY_RESULT STDERR-FILE
   esac
 }
 
+# One case's verdict from the oracle (curl, and OpenSSL for path pins), written to
+# $WORK/case-NAME.case and .expect; run for every case at once.
+oracle() {   # oracle NAME HOST GUEST-PORT SERVER-PORT PINS STRICTER
+  local name=$1 host=$2 gport=$3 port=$4 pins=$5 stricter=$6
+  local tls="$BUILD/selftest/tls"
+  # The oracle: curl with the same roots, name, TLS floor and pins, at the guest's date.
+  local floor=--tlsv1.3 h
+  for h in "${tls12_hosts[@]}"; do [[ "$h" == "$host" ]] && floor=--tlsv1.2; done
+  local pinset="" p
+  for p in $pins; do pinset+="${pinset:+;}sha256//$(pin_of "$p")"; done
+  local out rc=0 verify verdict how=curl
+  out=$(faketime -f "@$guest_date" curl -sS --max-time 20 -o "$WORK/oracle-$name.body" -w '%{ssl_verify_result}' \
+    --cacert "$tls/ca.pem" --resolve "$host:$port:127.0.0.1" "$floor" "https://$host:$port/oracle-$NONCE.txt" 2> "$WORK/curl-$name.err") || rc=$?
+  verify=${out:-0}
+  verdict=$(curl_verdict "$rc" "$verify" "$WORK/curl-$name.err")
+  if [[ "$verdict" == accept && -n "$pinset" ]]; then
+    # RFC 7469: a pin matches any key of the validated path. curl's --pinnedpubkey checks only the
+    # leaf's key, so: curl with the pins first; if it refuses, the pins of every certificate the
+    # server sent (and of the root curl validated against), computed by OpenSSL.
+    rc=0
+    faketime -f "@$guest_date" curl -sS --max-time 20 -o /dev/null --cacert "$tls/ca.pem" --resolve "$host:$port:127.0.0.1" \
+      "$floor" --pinnedpubkey "$pinset" "https://$host:$port/oracle-$NONCE.txt" 2>> "$WORK/curl-$name.err" || rc=$?
+    if [[ "$rc" == 90 ]]; then
+      how="curl+openssl-path-pins"
+      verdict=tls-pin-mismatch
+      local sent="$WORK/sent-$name" k c
+      mkdir -p "$sent"
+      { openssl s_client -connect "127.0.0.1:$port" -servername "$host" -showcerts < /dev/null 2>/dev/null; cat "$tls/ca.pem"; } |
+        awk -v dir="$sent" '/-----BEGIN CERTIFICATE-----/{n++; on=1} on{print > (dir "/cert" n ".pem")} /-----END CERTIFICATE-----/{on=0}'
+      for c in "$sent"/cert*.pem; do
+        k=$(openssl x509 -in "$c" -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+        for p in $pins; do [[ "$k" == "$(pin_of "$p")" ]] && verdict=accept; done
+      done
+    elif [[ "$rc" != 0 ]]; then
+      verdict="unmapped-pinned-curl-$rc"
+    fi
+  fi
+  if [[ "$verdict" == unmapped-* ]]; then
+    echo "tls-interop: $name: curl's answer has no capnet reason: $verdict ($(head -c 300 "$WORK/curl-$name.err"))" >&2
+    return 1
+  fi
+  local expect=$verdict
+  if [[ -n "$stricter" ]]; then
+    if [[ "$verdict" != accept ]]; then
+      echo "tls-interop: $name is listed as a case where capnet is stricter than curl, but curl refuses it too ($verdict)" >&2
+      return 1
+    fi
+    expect=tls-policy-violation
+    how="stricter-than-curl"
+  fi
+  echo "case $name https://$host:$gport/guest-$NONCE.txt $expect $verdict" > "$WORK/case-$name.case"
+  echo "$name $expect curl=$verdict how=$how" > "$WORK/case-$name.expect"
+  echo "tls-interop: $name: curl says $verdict ($how); capnet must say $expect"
+}
+
 prepare() {
   : "${STAGE:?}" "${NONCE:?}" "${BUILD:?}"
   local tls="$BUILD/selftest/tls"
@@ -101,6 +156,8 @@ prepare() {
     echo "nonce $NONCE"
   } > "$STAGE/interop/cases"
 
+  # Every server first (they start in parallel), then every case's oracle at once: the cases are
+  # independent, and one after another they cost about 6 s of waiting.
   local entry name host gport args pins stricter
   for entry in "${cases[@]}"; do
     IFS='|' read -r name host gport args pins stricter <<< "$entry"
@@ -116,7 +173,11 @@ prepare() {
     # Bounded: a server outlives nothing by more than 300 s even if this script is killed.
     (cd "$www" && exec timeout 300 openssl s_server -accept 127.0.0.1:0 "${sargs[@]}" -WWW > "$log" 2>&1) &
     echo $! >> "$WORK/pids"
-    local port="" i
+  done
+  local -a oracles=()
+  for entry in "${cases[@]}"; do
+    IFS='|' read -r name host gport args pins stricter <<< "$entry"
+    local log="$WORK/server-$name.log" port="" i
     for i in $(seq 1 50); do
       port=$(sed -n 's/^ACCEPT .*:\([0-9][0-9]*\)$/\1/p' "$log" | head -n 1)
       [[ -n "$port" ]] && break
@@ -124,59 +185,23 @@ prepare() {
     done
     [[ -n "$port" ]] || { echo "tls-interop: $name: s_server did not start: $(head -c 400 "$log")" >&2; stop_servers; return 1; }
     echo "$guest_ip:$gport socat -lf $WORK/socat.log STDIO TCP:127.0.0.1:$port" >> "$WORK/fixtures"
-
-    # The oracle: curl with the same roots, name, TLS floor and pins, at the guest's date.
-    local floor=--tlsv1.3 h
-    for h in "${tls12_hosts[@]}"; do [[ "$h" == "$host" ]] && floor=--tlsv1.2; done
-    local -a pinargs=()
-    local pinset="" p
-    for p in $pins; do pinset+="${pinset:+;}sha256//$(pin_of "$p")"; done
-    local out rc=0 verify verdict how=curl
-    out=$(faketime -f "@$guest_date" curl -sS --max-time 20 -o "$WORK/oracle-$name.body" -w '%{ssl_verify_result}' \
-      --cacert "$tls/ca.pem" --resolve "$host:$port:127.0.0.1" "$floor" "https://$host:$port/oracle-$NONCE.txt" 2> "$WORK/curl-$name.err") || rc=$?
-    verify=${out:-0}
-    verdict=$(curl_verdict "$rc" "$verify" "$WORK/curl-$name.err")
-    if [[ "$verdict" == accept && -n "$pinset" ]]; then
-      # RFC 7469: a pin matches any key of the validated path. curl's --pinnedpubkey checks only the
-      # leaf's key, so: curl with the pins first; if it refuses, the pins of every certificate the
-      # server sent (and of the root curl validated against), computed by OpenSSL.
-      rc=0
-      faketime -f "@$guest_date" curl -sS --max-time 20 -o /dev/null --cacert "$tls/ca.pem" --resolve "$host:$port:127.0.0.1" \
-        "$floor" --pinnedpubkey "$pinset" "https://$host:$port/oracle-$NONCE.txt" 2>> "$WORK/curl-$name.err" || rc=$?
-      if [[ "$rc" == 90 ]]; then
-        how="curl+openssl-path-pins"
-        verdict=tls-pin-mismatch
-        local sent="$WORK/sent-$name" k c
-        mkdir -p "$sent"
-        { openssl s_client -connect "127.0.0.1:$port" -servername "$host" -showcerts < /dev/null 2>/dev/null; cat "$tls/ca.pem"; } |
-          awk -v dir="$sent" '/-----BEGIN CERTIFICATE-----/{n++; on=1} on{print > (dir "/cert" n ".pem")} /-----END CERTIFICATE-----/{on=0}'
-        for c in "$sent"/cert*.pem; do
-          k=$(openssl x509 -in "$c" -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
-          for p in $pins; do [[ "$k" == "$(pin_of "$p")" ]] && verdict=accept; done
-        done
-      elif [[ "$rc" != 0 ]]; then
-        verdict="unmapped-pinned-curl-$rc"
-      fi
-    fi
-    if [[ "$verdict" == unmapped-* ]]; then
-      echo "tls-interop: $name: curl's answer has no capnet reason: $verdict ($(head -c 300 "$WORK/curl-$name.err"))" >&2
-      stop_servers
-      return 1
-    fi
-    local expect=$verdict
-    if [[ -n "$stricter" ]]; then
-      if [[ "$verdict" != accept ]]; then
-        echo "tls-interop: $name is listed as a case where capnet is stricter than curl, but curl refuses it too ($verdict)" >&2
-        stop_servers
-        return 1
-      fi
-      expect=tls-policy-violation
-      how="stricter-than-curl"
-    fi
-    echo "case $name https://$host:$gport/guest-$NONCE.txt $expect $verdict" >> "$STAGE/interop/cases"
-    echo "$name $expect curl=$verdict how=$how" >> "$WORK/expect"
-    echo "tls-interop: $name: curl says $verdict ($how); capnet must say $expect"
+    oracle "$name" "$host" "$gport" "$port" "$pins" "$stricter" > "$WORK/case-$name.out" 2>&1 &
+    oracles+=($!)
   done
+  local failed=0 n=0
+  for entry in "${cases[@]}"; do
+    IFS='|' read -r name host gport args pins stricter <<< "$entry"
+    if wait "${oracles[$n]}"; then
+      cat "$WORK/case-$name.case" >> "$STAGE/interop/cases"
+      cat "$WORK/case-$name.expect" >> "$WORK/expect"
+      cat "$WORK/case-$name.out"
+    else
+      cat "$WORK/case-$name.out" >&2
+      failed=1
+    fi
+    n=$((n + 1))
+  done
+  ((failed == 0)) || { stop_servers; return 1; }
 
   # The guest's policy: the default devnet-on config, plus the hosts, pins and TLS 1.2 exception
   # these cases need.

@@ -27,6 +27,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
+#include "common/file.h"
 #include "fetchd/fetch-client.h"
 #include "selftest/selftest.h"
 
@@ -551,6 +552,73 @@ void printCounters(const char* phase, uint64_t bytes, const std::vector<std::pai
   std::fflush(stdout);
 }
 
+// Where the guest's one CPU went during a phase (the profile docs/performance.md records): the
+// kernel's totals from /proc/stat and netd's, fetchd's and this process's own user+system time
+// from /proc/PID/stat, in clock ticks. A TCG guest has one CPU, so the shares say whether a path
+// is bound by CPU (idle near 0) and whose.
+struct CpuSnapshot {
+  long long busy = 0, irq = 0, idle = 0;   // /proc/stat: user+nice+system, irq+softirq, idle+iowait
+  long long netd = 0, fetchd = 0, self = 0;
+};
+
+long long processTicks(pid_t pid) {
+  if (pid == 0) return 0;
+  auto read = readFileBounded("/proc/" + std::to_string(pid) + "/stat", 4096);
+  if (!read) return 0;
+  const std::string& text = read.value();
+  // Fields after the command's closing parenthesis: state is field 3; utime, stime are 14, 15.
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<long long> fields;
+  const char* at = text.c_str() + close + 1;
+  char* end = nullptr;
+  while (fields.size() < 13) {
+    while (*at == ' ') ++at;
+    if (*at == '\0') return 0;
+    if (fields.empty()) { ++at; fields.push_back(0); continue; }   // the state letter
+    fields.push_back(std::strtoll(at, &end, 10));
+    if (end == at) return 0;
+    at = end;
+  }
+  return fields[11] + fields[12];
+}
+
+struct CpuProfile {
+  pid_t netd = pidOf("netd"), fetchd = pidOf("fetchd");
+
+  CpuSnapshot now() const {
+    CpuSnapshot c;
+    auto text = readFileBounded("/proc/stat", 1 << 16);
+    long long v[8] = {};
+    if (text && std::sscanf(text->c_str(), "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                    &v[6], &v[7]) == 8) {
+      c.busy = v[0] + v[1] + v[2];
+      c.idle = v[3] + v[4];
+      c.irq = v[5] + v[6] + v[7];
+    }
+    c.netd = processTicks(netd);
+    c.fetchd = processTicks(fetchd);
+    c.self = processTicks(::getpid());
+    return c;
+  }
+
+  // `run` timed between two snapshots; prints the shares as one line and returns run's result.
+  template <typename F>
+  auto measure(const char* phase, F&& run) const {
+    CpuSnapshot a = now();
+    auto result = run();
+    CpuSnapshot b = now();
+    const double total = static_cast<double>((b.busy + b.irq + b.idle) - (a.busy + a.irq + a.idle));
+    auto pct = [&](long long d) { return total > 0 ? 100.0 * static_cast<double>(d) / total : 0.0; };
+    std::printf("bench: cpu phase=%s ticks=%.0f netd=%.0f%% fetchd=%.0f%% selftest=%.0f%% other=%.0f%% irq=%.0f%% idle=%.0f%%\n", phase, total,
+                pct(b.netd - a.netd), pct(b.fetchd - a.fetchd), pct(b.self - a.self),
+                pct((b.busy - a.busy) - (b.netd - a.netd) - (b.fetchd - a.fetchd) - (b.self - a.self)), pct(b.irq - a.irq),
+                pct(b.idle - a.idle));
+    std::fflush(stdout);
+    return result;
+  }
+};
+
 struct Figure {
   const char* key;
   const char* label;
@@ -575,34 +643,38 @@ Report bench(Context& ctx) {
 
   NetdStreams streams(ctx);
   if (!streams.ok()) return Report{Outcome::kFail, "cannot reach netd"};
-  const double ku = kernelUpload(kBulkBytes);
+  const CpuProfile cpu;
+  const double ku = cpu.measure("upload-kernel", [&] { return kernelUpload(kBulkBytes); });
   auto beforeUp = netdCounters(ctx);
-  const double nu = netdUpload(ctx, streams, kBulkBytes);
+  const double nu = cpu.measure("upload-netd", [&] { return netdUpload(ctx, streams, kBulkBytes); });
   printCounters("upload", kBulkBytes, beforeUp, netdCounters(ctx));
   if (ku <= 0 || nu <= 0) return Report{Outcome::kFail, "upload failed (netd " + std::to_string(nu) + ", kernel " + std::to_string(ku) + ")"};
   print({"upload", "upload throughput (4 MiB)", "MB/s", nu, ku, "ratio>=1.0"});
-  const double kd = kernelDownload(1, kBulkBytes);
+  const double kd = cpu.measure("download-kernel", [&] { return kernelDownload(1, kBulkBytes); });
   auto before = netdCounters(ctx);
-  const double nd = netdDownload(ctx, streams, 1, kBulkBytes);
+  const double nd = cpu.measure("download-netd", [&] { return netdDownload(ctx, streams, 1, kBulkBytes); });
   printCounters("download", kBulkBytes, before, netdCounters(ctx));
   if (kd <= 0 || nd <= 0) return Report{Outcome::kFail, "download failed"};
   print({"download", "download throughput (4 MiB)", "MB/s", nd, kd, "ratio>=1.0"});
   for (int n : {16, 64}) {
     const uint64_t each = kBulkBytes / static_cast<uint64_t>(n);
-    const double k = kernelDownload(n, each), d = netdDownload(ctx, streams, n, each);
+    const std::string phase = "download" + std::to_string(n);
+    const double k = cpu.measure((phase + "-kernel").c_str(), [&] { return kernelDownload(n, each); });
+    const double d = cpu.measure((phase + "-netd").c_str(), [&] { return netdDownload(ctx, streams, n, each); });
     if (k <= 0 || d <= 0) return Report{Outcome::kFail, "download over " + std::to_string(n) + " connections failed"};
     print({n == 16 ? "download_16" : "download_64", n == 16 ? "download, 16 connections (4 MiB)" : "download, 64 connections (4 MiB)",
            "MB/s", d, k, "ratio>=1.0"});
   }
   print({"echo", "echo throughput (4 MiB)", "MB/s", netd.bulkMBps, kernel.bulkMBps, "ratio>=1.0"});
 
-  TlsFigures kt = kernelTls();
-  TlsFigures nt = netdTls(ctx);
+  // Handshakes and the HTTPS body through fetchd, together.
+  TlsFigures kt = cpu.measure("tls-kernel", [&] { return kernelTls(); });
+  TlsFigures nt = cpu.measure("tls-fetchd", [&] { return netdTls(ctx); });
   if (!kt.error.empty()) return Report{Outcome::kFail, kt.error};
   if (!nt.error.empty()) return Report{Outcome::kFail, nt.error};
   print({"tls_handshakes", "TLS 1.3 handshakes", "/s", nt.handshakesPerSec, kt.handshakesPerSec, "ratio>=0.95"});
   print({"https_fetchd", "HTTPS download through fetchd (4 MiB)", "MB/s", nt.bulkMBps, kt.bulkMBps, "ratio>=0.9"});
-  const double nh = netdHttps(ctx, streams);
+  const double nh = cpu.measure("https-netd", [&] { return netdHttps(ctx, streams); });
   if (nh <= 0) return Report{Outcome::kFail, "HTTPS through netd failed"};
   print({"https_netd", "HTTPS download through netd only (4 MiB)", "MB/s", nh, kt.bulkMBps, "ratio>=0.9"});
   const double kib = netdKibPerIdleTls(ctx, streams);

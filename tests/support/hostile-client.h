@@ -110,9 +110,14 @@ class RawRpcPeer {
     auto words = capnp::messageToFlatArray(m);
     auto bytes = words.asBytes();
     size_t off = 0;
+    int stalls = 0;
     while (off < bytes.size()) {
       ssize_t n = ::send(fd_, bytes.begin() + off, bytes.size() - off, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
+      // A message is not torn: once part of it is out, a send timeout retries the rest (up to 30
+      // timeouts), so a caller may retry a whole message after a timeout (errno EAGAIN) and the
+      // stream stays well-formed.
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && off > 0 && ++stalls < 30) continue;
       if (n <= 0) return false;
       off += static_cast<size_t>(n);
     }
