@@ -12,6 +12,7 @@
 #include "common/cli.h"
 #include "common/audit.h"
 #include "common/clock.h"
+#include "common/cpu-profile.h"
 #include "common/privileges.h"
 #include "common/rpc-server.h"
 #include "netd/server/netd-server.h"
@@ -26,7 +27,9 @@ namespace {
 constexpr const char* kUsage =
     "usage: netd --control-socket PATH --capd-uid N --socket PATH [--uid N --gid N] [--vfio auto|none|PCI-ADDR]\n"
     "            [--max-connections N]   TCP connections the stack holds at once (default 48; each TLS\n"
-    "                                    connection costs netd about 350 KiB: size it to the guest's memory)\n";
+    "                                    connection costs netd about 350 KiB: size it to the guest's memory)\n"
+    "            [--cpu-profile]         SIGUSR2 starts sampling netd's CPU, the next SIGUSR2 prints the\n"
+    "                                    samples (common/cpu-profile.h; the bench profile uses it)\n";
 
 
 }  // namespace
@@ -35,7 +38,7 @@ int main(int argc, char** argv) {
   if (int rc = capnet::cli::standardFlags(argc, argv, "netd", kUsage); rc >= 0) return rc;
   std::string controlPath, appPath, vfio = "auto";
   unsigned long long capdUid = 0, uid = 0, gid = 0;
-  bool haveCapd = false, drop = false, haveGid = false;
+  bool haveCapd = false, drop = false, haveGid = false, cpuProfile = false;
   unsigned long long maxConnections = capnet::LwipLimits{}.maxConnections;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -43,6 +46,10 @@ int main(int argc, char** argv) {
     if (a == "--help" || a == "-h") {
       std::printf("%s", kUsage);
       return 0;
+    }
+    if (a == "--cpu-profile") {
+      cpuProfile = true;
+      continue;
     }
     if (v == nullptr) {
       std::fprintf(stderr, "netd: %s needs a value\n%s", a.c_str(), kUsage);
@@ -74,9 +81,16 @@ int main(int argc, char** argv) {
   }
   if (drop && !haveGid) gid = uid;
   ::signal(SIGPIPE, SIG_IGN);
+  if (cpuProfile) capnet::captureProfileSignals();   // before the audit thread starts
   capnet::startAsyncAudit();   // a slow console never blocks the event loop.
 
   auto io = kj::setupAsyncIo();
+  kj::Promise<void> profiling = kj::READY_NOW;
+  if (cpuProfile) {
+    profiling = capnet::serveCpuProfile(io.unixEventPort, "netd").eagerlyEvaluate([](kj::Exception&& e) {
+      capnet::audit("netd", "cpu-profile-stopped", {{"detail", e.getDescription().cStr()}});
+    });
+  }
   capnet::SystemClock clock;
   // The OS stack: lwIP over the VFIO-owned virtio-net device when both are available.
   // The OS stack: lwIP over the virtio-net device that init gave to vfio-pci, opened here as root

@@ -24,10 +24,19 @@ FORCE_PROFILE=1 PROFILE=bench RUN_UNTIL_MARKER=1 RUN_TIMEOUT="${RUN_TIMEOUT:-300
 }
 if [[ "$format" == table ]]; then
   # netd's link counters per MiB during the one-way figures (the profile in docs/performance.md).
-  # And where the guest's one CPU went in each phase (netd, fetchd, the benchmark itself, other
-  # processes, interrupts, idle), as shares of the phase's clock ticks.
+  # And where the guest's one CPU went in each phase (netd, fetchd, the benchmark itself,
+  # interrupts, idle), as shares of the phase's clock ticks; then netd's own sampling profile over
+  # the netd phases (netd --cpu-profile), by function.
   trap 'grep -E "^bench: counters " "$here/build/qemu/uart-bench.log" | sed "s/^bench: counters /netd link counters: /"
-        grep -E "^bench: cpu " "$here/build/qemu/uart-bench.log" | sed "s/^bench: cpu /guest cpu: /"' EXIT
+        grep -E "^bench: cpu " "$here/build/qemu/uart-bench.log" | sed "s/^bench: cpu /guest cpu: /"
+        DEBUG_DIR="$here/.cache/debug/usr/lib/debug" "$here/scripts/symbolize-profile.py" "$here/build/qemu/uart-bench.log" "$here/build" netd 25' EXIT
+  # glibc's symbols for the profile (its string functions are internal): libc6-dbg, fetched once
+  # (apt-get download; nothing is installed). Without it the profile names exported neighbours.
+  if [[ ! -d "$here/.cache/debug/usr/lib/debug" ]]; then
+    mkdir -p "$here/.cache/debug"
+    (cd "$here/.cache/debug" && apt-get download libc6-dbg >/dev/null 2>&1 && dpkg -x libc6-dbg_*.deb . && rm -f libc6-dbg_*.deb) ||
+      echo "bench-net: libc6-dbg unavailable: the profile names glibc's exported symbols only" >&2
+  fi
 fi
 grep -E '^bench: figure=' "$here/build/qemu/uart-bench.log" | python3 -c '
 import json, re, shlex, sys

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -645,6 +646,16 @@ Report bench(Context& ctx) {
   NetdStreams streams(ctx);
   if (!streams.ok()) return Report{Outcome::kFail, "cannot reach netd"};
   const CpuProfile cpu;
+  // netd's own sampling profiler (netd --cpu-profile in this profile) over the plain TCP phases
+  // (upload and the downloads: the data path, no TLS): SIGUSR2 starts it, the second prints the
+  // samples (scripts/bench-net.sh symbolises them).
+  bool sampling = cpu.netd != 0 && ::kill(cpu.netd, SIGUSR2) == 0;
+  if (!sampling) std::printf("bench: netd cpu-profile unavailable (%s)\n", std::strerror(errno));
+  auto stopSampling = [&]() {
+    if (sampling) ::kill(cpu.netd, SIGUSR2);
+    sampling = false;
+  };
+  auto stopOnReturn = kj::defer([&]() { stopSampling(); });
   const double ku = cpu.measure("upload-kernel", [&] { return kernelUpload(kBulkBytes); });
   auto beforeUp = netdCounters(ctx);
   const double nu = cpu.measure("upload-netd", [&] { return netdUpload(ctx, streams, kBulkBytes); });
@@ -666,6 +677,7 @@ Report bench(Context& ctx) {
     print({n == 16 ? "download_16" : "download_64", n == 16 ? "download, 16 connections (4 MiB)" : "download, 64 connections (4 MiB)",
            "MB/s", d, k, "ratio>=1.0"});
   }
+  stopSampling();
   print({"echo", "echo throughput (4 MiB)", "MB/s", netd.bulkMBps, kernel.bulkMBps, "ratio>=1.0"});
 
   // Handshakes and the HTTPS body through fetchd, together.
