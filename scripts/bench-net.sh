@@ -27,9 +27,9 @@ if [[ "$format" == table ]]; then
   # And where the guest's one CPU went in each phase (netd, fetchd, the benchmark itself,
   # interrupts, idle), as shares of the phase's clock ticks; then netd's own sampling profile over
   # the netd phases (netd --cpu-profile), by function.
-  trap 'grep -E "^bench: counters " "$here/build/qemu/uart-bench.log" | sed "s/^bench: counters /netd link counters: /"
-        grep -E "^bench: cpu " "$here/build/qemu/uart-bench.log" | sed "s/^bench: cpu /guest cpu: /"
-        DEBUG_DIR="$here/.cache/debug/usr/lib/debug" "$here/scripts/symbolize-profile.py" "$here/build/qemu/uart-bench.log" "$here/build" netd 25' EXIT
+  trap '{ grep -E "^bench: counters " "$here/build/qemu/uart-bench.log" | sed "s/^bench: counters /netd link counters: /"; } || true
+        { grep -E "^bench: cpu " "$here/build/qemu/uart-bench.log" | sed "s/^bench: cpu /guest cpu: /"; } || true
+        DEBUG_DIR="$here/.cache/debug/usr/lib/debug" "$here/scripts/symbolize-profile.py" "$here/build/qemu/uart-bench.log" "$here/build" netd 20 || true' EXIT
   # glibc's symbols for the profile (its string functions are internal): libc6-dbg, fetched once
   # (apt-get download; nothing is installed). Without it the profile names exported neighbours.
   if [[ ! -d "$here/.cache/debug/usr/lib/debug" ]]; then

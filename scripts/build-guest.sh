@@ -45,22 +45,36 @@ fi
 # reproducible in what it names: no user, host or date of this machine goes into the image.
 ksrc=linux-source-6.1
 kfrag="$here/guest/kernel.config"
-kver=$(apt-cache show --no-all-versions "$ksrc" 2>/dev/null | awk '/^Version:/ {print $2; exit}' || true)
+sudo_cmd=()
+[[ "$(id -u)" == 0 ]] || sudo_cmd=(sudo)
+source_version() { apt-cache show --no-all-versions "$ksrc" 2>/dev/null | awk '/^Version:/ {print $2; exit}' || true; }
+kver=$(source_version)
 if [[ -z "$kver" ]]; then
   # apt lists may be missing on a fresh machine.
-  apt-get update -qq >/dev/null
-  kver=$(apt-cache show --no-all-versions "$ksrc" | awk '/^Version:/ {print $2; exit}')
+  "${sudo_cmd[@]}" apt-get update -qq >/dev/null
+  kver=$(source_version)
 fi
 [[ -n "$kver" ]] || { echo "build-guest: cannot find Debian's $ksrc package" >&2; exit 1; }
-# The cache key: the fragment and the recipe's version (raise it when the steps below change).
+# The cache key: the fragment's settings (not its comments) and the recipe's version (raise it when
+# the steps below change).
 krecipe=1
-khash=$( (cat "$kfrag"; echo "recipe $krecipe") | sha256sum | cut -c1-12)
+khash=$( (grep '^CONFIG_' "$kfrag"; echo "recipe $krecipe") | sha256sum | cut -c1-12)
 kdir="$cache/capnet-$kver-$khash"
+# One kernel build at a time per cache (run.sh and test.sh may overlap): the lock is held until
+# this script exits.
+exec 9>"$cache/.lock"
+flock 9
 if [[ ! -f "$kdir/vmlinux" ]]; then
   echo "build-guest: building the guest kernel from $ksrc $kver with guest/kernel.config (once; a few minutes)"
   work="$cache/build.tmp"
   rm -rf "$work" && mkdir -p "$work"
-  (cd "$work" && apt-get download "$ksrc=$kver" >/dev/null 2>&1) || { echo "build-guest: apt-get download $ksrc=$kver failed" >&2; exit 1; }
+  if ! (cd "$work" && apt-get download "$ksrc=$kver" >/dev/null 2>&1); then
+    # Stale lists name a version the mirror no longer has: refresh them and take the current one.
+    "${sudo_cmd[@]}" apt-get update -qq >/dev/null
+    kver=$(source_version)
+    kdir="$cache/capnet-$kver-$khash"
+    (cd "$work" && apt-get download "$ksrc=$kver" >/dev/null 2>&1) || { echo "build-guest: apt-get download $ksrc=$kver failed" >&2; exit 1; }
+  fi
   dpkg -x "$work"/"$ksrc"_*.deb "$work/pkg"
   tar -xJf "$work/pkg/usr/src/$ksrc.tar.xz" -C "$work"
   ktree="$work/$ksrc"
@@ -78,7 +92,8 @@ if [[ ! -f "$kdir/vmlinux" ]]; then
     [[ "$line" =~ ^(CONFIG_[A-Z0-9_]+)=(.*)$ ]] || continue
     sym=${BASH_REMATCH[1]} val=${BASH_REMATCH[2]}
     if [[ "$val" == n ]]; then
-      ! grep -q "^$sym=" "$ktree/.config" || { echo "build-guest: $sym should be off" >&2; bad=1; }
+      # Off means Kconfig knows the symbol and wrote it as unset (a misspelt one would be absent).
+      grep -qxF "# $sym is not set" "$ktree/.config" || { echo "build-guest: $sym should be off (got: $(grep -E "^$sym=" "$ktree/.config" || echo absent))" >&2; bad=1; }
     else
       grep -qxF "$sym=$val" "$ktree/.config" || { echo "build-guest: $sym=$val did not hold (got: $(grep -E "^$sym=|^# $sym is not set" "$ktree/.config" || echo absent))" >&2; bad=1; }
     fi
@@ -92,8 +107,9 @@ if [[ ! -f "$kdir/vmlinux" ]]; then
   mv "$kdir.tmp" "$kdir"
   rm -rf "$work"
 fi
-cp -u "$kdir/vmlinux" "$out/vmlinux"
-cp -u "$kdir/.config" "$out/kernel.config"
+# By content, not by time: a cache restored with old times must not leave a previous kernel here.
+cmp -s "$kdir/vmlinux" "$out/vmlinux" || cp "$kdir/vmlinux" "$out/vmlinux"
+cmp -s "$kdir/.config" "$out/kernel.config" || cp "$kdir/.config" "$out/kernel.config"
 
 # --- the initramfs tree ---------------------------------------------------------------------------
 stage="$out/rootfs"

@@ -67,19 +67,31 @@ def main():
     log, build = sys.argv[1], sys.argv[2]
     component = sys.argv[3] if len(sys.argv) > 3 else "netd"
     top = int(sys.argv[4]) if len(sys.argv) > 4 else 25
-    binary = os.path.join(build, component, component)
-    head = None
-    samples = []   # (module, offset, count)
+    # Each dump: its header and address lines; the bench announces what each covered
+    # ("bench: <component> cpu-profile dump=N covers=WHAT", printed around the dump).
+    dumps, covers = [], []
     pattern = re.compile(re.escape(component) + r": cpu-profile pc module=(\S+) offset=0x([0-9a-f]+) samples=(\d+)")
     for line in open(log, errors="replace"):
         if line.startswith(component + ": cpu-profile samples="):
-            head, samples = line.strip(), []   # the last dump wins
+            dumps.append((line.strip(), []))
         m = pattern.search(line)
-        if m:
-            samples.append((m.group(1), int(m.group(2), 16), int(m.group(3))))
-    if head is None:
+        if m and dumps:
+            dumps[-1][1].append((m.group(1), int(m.group(2), 16), int(m.group(3))))
+        c = re.search(r"bench: " + re.escape(component) + r" cpu-profile dump=(\d+) covers=(\S+)", line)
+        if c:
+            covers.append(c.group(2))
+    if not dumps:
         print("profile: no cpu-profile lines from %s in %s" % (component, log))
         return
+    binary = os.path.join(build, component, component)
+    libs = library_paths(binary)
+    tables = {}
+    for n, (head, samples) in enumerate(dumps):
+        label = covers[n] if n < len(covers) else "dump %d" % (n + 1)
+        report(component, binary, libs, tables, label, head, samples, top)
+
+
+def report(component, binary, libs, tables, label, head, samples, top):
     total = int(re.search(r"samples=(\d+)", head).group(1)) or 1
     by_function = collections.Counter()
     own = [(o, c) for mod, o, c in samples if mod == component]
@@ -89,8 +101,6 @@ def main():
         for i, (_, count) in enumerate(own):
             name = out[2 * i] if 2 * i < len(out) else "?"
             by_function[(component, name)] += count
-    libs = library_paths(binary)
-    tables = {}
     for mod, offset, count in samples:
         if mod == component:
             continue
@@ -104,14 +114,13 @@ def main():
         i = bisect.bisect_right(addrs, offset) - 1
         by_function[(mod, names[i] if i >= 0 else "+0x%x" % offset)] += count
     shown = sum(c for _, _, c in samples)
-    print("profile: %s (%d samples, %d of them in the %d addresses printed)" % (head, total, shown, len(samples)))
+    print("profile: %s over %s: %d samples (%d in the %d addresses printed)" % (component, label, total, shown, len(samples)))
     for (mod, name), count in by_function.most_common(top):
         print("profile: %5.1f%% %5d  %-22s %s" % (100.0 * count / total, count, mod, name[:110]))
     per_module = collections.Counter()
     for (mod, _), count in by_function.items():
         per_module[mod] += count
     print("profile: by module: " + ", ".join("%s %.0f%%" % (m, 100.0 * c / total) for m, c in per_module.most_common()))
-
 
 if __name__ == "__main__":
     main()

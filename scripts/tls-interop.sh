@@ -183,7 +183,13 @@ prepare() {
       [[ -n "$port" ]] && break
       sleep 0.1
     done
-    [[ -n "$port" ]] || { echo "tls-interop: $name: s_server did not start: $(head -c 400 "$log")" >&2; stop_servers; return 1; }
+    if [[ -z "$port" ]]; then
+      echo "tls-interop: $name: s_server did not start: $(head -c 400 "$log")" >&2
+      stop_servers
+      # The oracles already started end quickly once their servers are gone; none outlives this.
+      for p in "${oracles[@]}"; do wait "$p" 2>/dev/null || true; done
+      return 1
+    fi
     echo "$guest_ip:$gport socat -lf $WORK/socat.log STDIO TCP:127.0.0.1:$port" >> "$WORK/fixtures"
     oracle "$name" "$host" "$gport" "$port" "$pins" "$stricter" > "$WORK/case-$name.out" 2>&1 &
     oracles+=($!)

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -212,7 +213,7 @@ class NetdStreams {
 
 // netd path: TLS handshakes through netd (grant, connect with useTls), and a 4 MiB HTTPS body
 // through fetchd.
-TlsFigures netdTls(Context& ctx) {
+TlsFigures netdTls(Context& ctx, const std::function<void()>& afterHandshakes) {
   TlsFigures f;
   NetdStreams streams(ctx);
   auto t0 = Clock::now();
@@ -226,6 +227,7 @@ TlsFigures netdTls(Context& ctx) {
     }
   }
   f.handshakesPerSec = kHandshakes / std::chrono::duration<double>(Clock::now() - t0).count();
+  afterHandshakes();
   // Bulk through the app path: fetchd's https fetch, body streamed to a sink.
   Session fetchd(ctx.io, ctx.paths.fetchd, kSelftestUid);
   if (!fetchd.ok()) {
@@ -596,7 +598,7 @@ struct CpuProfile {
                     &v[6], &v[7]) == 8) {
       c.busy = v[0] + v[1] + v[2];
       c.idle = v[3] + v[4];
-      c.irq = v[5] + v[6] + v[7];
+      c.irq = v[5] + v[6];   // v[7] is steal time: none in this guest, and not interrupts
     }
     c.netd = processTicks(netd);
     c.fetchd = processTicks(fetchd);
@@ -610,8 +612,9 @@ struct CpuProfile {
     CpuSnapshot a = now();
     auto result = run();
     CpuSnapshot b = now();
-    const double total = static_cast<double>((b.busy + b.irq + b.idle) - (a.busy + a.irq + a.idle));
-    auto pct = [&](long long d) { return total > 0 ? 100.0 * static_cast<double>(d) / total : 0.0; };
+    const double total = static_cast<double>((b.busy + b.irq + b.idle) - (a.busy + a.irq + a.idle));   // no steal: TCG
+    // A daemon restarted during the phase (a new pid, its times from zero) counts as 0, not less.
+    auto pct = [&](long long d) { return total > 0 && d > 0 ? 100.0 * static_cast<double>(d) / total : 0.0; };
     // No "other" column: processes' times are accounted exactly, /proc/stat's by ticks, so the
     // shares need not add up to 100 and a difference would be noise.
     std::printf("bench: cpu phase=%s ticks=%.0f netd=%.0f%% fetchd=%.0f%% selftest=%.0f%% irq=%.0f%% idle=%.0f%%\n", phase, total,
@@ -649,13 +652,22 @@ Report bench(Context& ctx) {
   // netd's own sampling profiler (netd --cpu-profile in this profile) over the plain TCP phases
   // (upload and the downloads: the data path, no TLS): SIGUSR2 starts it, the second prints the
   // samples (scripts/bench-net.sh symbolises them).
-  bool sampling = cpu.netd != 0 && ::kill(cpu.netd, SIGUSR2) == 0;
-  if (!sampling) std::printf("bench: netd cpu-profile unavailable (%s)\n", std::strerror(errno));
-  auto stopSampling = [&]() {
-    if (sampling) ::kill(cpu.netd, SIGUSR2);
-    sampling = false;
+  // A second dump covers the TLS handshakes alone. Each dump is announced with what it covers.
+  bool sampling = false;
+  int dumps = 0;
+  auto startSampling = [&]() {
+    sampling = cpu.netd != 0 && ::kill(cpu.netd, SIGUSR2) == 0;
+    if (!sampling) std::printf("bench: netd cpu-profile unavailable (%s)\n", std::strerror(errno));
   };
-  auto stopOnReturn = kj::defer([&]() { stopSampling(); });
+  auto stopSampling = [&](const char* covers) {
+    if (!sampling) return;
+    ::kill(cpu.netd, SIGUSR2);
+    sampling = false;
+    std::printf("bench: netd cpu-profile dump=%d covers=%s\n", ++dumps, covers);
+    std::fflush(stdout);
+  };
+  startSampling();
+  auto stopOnReturn = kj::defer([&]() { stopSampling("until-a-failure"); });
   const double ku = cpu.measure("upload-kernel", [&] { return kernelUpload(kBulkBytes); });
   auto beforeUp = netdCounters(ctx);
   const double nu = cpu.measure("upload-netd", [&] { return netdUpload(ctx, streams, kBulkBytes); });
@@ -677,12 +689,13 @@ Report bench(Context& ctx) {
     print({n == 16 ? "download_16" : "download_64", n == 16 ? "download, 16 connections (4 MiB)" : "download, 64 connections (4 MiB)",
            "MB/s", d, k, "ratio>=1.0"});
   }
-  stopSampling();
+  stopSampling("upload,download,download16,download64");
   print({"echo", "echo throughput (4 MiB)", "MB/s", netd.bulkMBps, kernel.bulkMBps, "ratio>=1.0"});
 
   // Handshakes and the HTTPS body through fetchd, together.
   TlsFigures kt = cpu.measure("tls-kernel", [&] { return kernelTls(); });
-  TlsFigures nt = cpu.measure("tls-fetchd", [&] { return netdTls(ctx); });
+  startSampling();
+  TlsFigures nt = cpu.measure("tls-fetchd", [&] { return netdTls(ctx, [&]() { stopSampling("tls-handshakes"); }); });
   if (!kt.error.empty()) return Report{Outcome::kFail, kt.error};
   if (!nt.error.empty()) return Report{Outcome::kFail, nt.error};
   print({"tls_handshakes", "TLS 1.3 handshakes", "/s", nt.handshakesPerSec, kt.handshakesPerSec, "ratio>=0.95"});

@@ -485,7 +485,7 @@ bool floodIsCut(const std::string& path, uid_t uid, uint64_t interfaceId, uint16
   for (uint32_t q = 1; q <= 20000 && std::chrono::steady_clock::now() < deadline;) {
     if (peer.call(q, 0, interfaceId, methodId, fill)) {
       ++q;
-    } else if ((errno != EAGAIN && errno != EWOULDBLOCK) || q > 300) {
+    } else if ((peer.lastError() != EAGAIN && peer.lastError() != EWOULDBLOCK) || q > 300) {
       break;   // the daemon closed the connection, or stopped reading past its limit
     }
   }

@@ -105,8 +105,17 @@ class RawRpcPeer {
   // Bytes written so far.
   size_t sent() const { return sent_; }
 
+  // Why the last call, bootstrap or send failed: EAGAIN when nothing of the message went out
+  // before the send timeout (retrying it keeps the stream well-formed), anything else when the
+  // connection is gone or a message was torn (EPIPE: every later send fails too).
+  int lastError() const { return lastError_; }
+
  private:
   bool send(capnp::MessageBuilder& m) {
+    if (torn_) {
+      lastError_ = EPIPE;
+      return false;
+    }
     auto words = capnp::messageToFlatArray(m);
     auto bytes = words.asBytes();
     size_t off = 0;
@@ -114,11 +123,15 @@ class RawRpcPeer {
     while (off < bytes.size()) {
       ssize_t n = ::send(fd_, bytes.begin() + off, bytes.size() - off, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
-      // A message is not torn: once part of it is out, a send timeout retries the rest (up to 30
-      // timeouts), so a caller may retry a whole message after a timeout (errno EAGAIN) and the
-      // stream stays well-formed.
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && off > 0 && ++stalls < 30) continue;
-      if (n <= 0) return false;
+      const int err = n < 0 ? errno : EPIPE;
+      // Once part of a message is out, a send timeout retries the rest (up to 30 timeouts);
+      // giving up then leaves a torn message on the stream, so the peer refuses every later send.
+      if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK) && off > 0 && ++stalls < 30) continue;
+      if (n <= 0) {
+        if (off > 0) torn_ = true;
+        lastError_ = off > 0 ? EPIPE : err;
+        return false;
+      }
       off += static_cast<size_t>(n);
     }
     sent_ += bytes.size();
@@ -127,6 +140,8 @@ class RawRpcPeer {
 
   int fd_;
   size_t sent_ = 0;
+  int lastError_ = 0;
+  bool torn_ = false;
 };
 
 }  // namespace capnet::testing
