@@ -171,7 +171,8 @@ run_profile() {
     [[ -s "$log" ]] && drop_found "$waiting" "$log"   # an earlier boot's lines count too
   fi
   while kill -0 "$qpid" 2>/dev/null; do
-    lines=$(wc -l < "$log.boot" 2>/dev/null || echo 0)
+    lines=0
+    [[ -f "$log.boot" ]] && lines=$(wc -l < "$log.boot")   # QEMU creates it once it has started
     if (( lines > seen_lines )); then
       sed -n "$((seen_lines + 1)),${lines}p" "$log.boot" > "$log.new"
       seen_lines=$lines
@@ -200,7 +201,8 @@ run_profile() {
   kill "$qpid" 2>/dev/null || true
   wait "$qpid" 2>/dev/null || true
   # The lines that arrived after the last poll (the last markers, the power-off).
-  lines=$(wc -l < "$log.boot" 2>/dev/null || echo 0)
+  lines=0
+  [[ -f "$log.boot" ]] && lines=$(wc -l < "$log.boot")
   if (( lines > seen_lines )); then
     now_ds=$(( (${EPOCHREALTIME/./} - qemu_started) / 100000 ))
     sed -n "$((seen_lines + 1)),${lines}p" "$log.boot" | sed "s/^/[$boot +$((now_ds / 10)).$((now_ds % 10))s] /" >> "$log.times"
