@@ -22,13 +22,21 @@ class FrameLink {
   // larger than mtu + 14 (the caller drops it, as a NIC would).
   virtual bool transmit(std::span<const uint8_t> frame) = 0;
 
-  // Delivers every frame received so far to `deliver` (each span valid only during the call)
-  // and re-arms the receive interrupt. Returns the number delivered.
+  // Delivers every frame received so far to `deliver` (each span valid only during the call).
+  // Returns the number delivered.
   virtual size_t poll(const std::function<void(std::span<const uint8_t>)>& deliver) = 0;
 
   // An fd that becomes readable when frames may be waiting (the MSI-X eventfd); -1 if the link
   // must be polled. The event loop waits on it; netd never busy-spins when idle.
   virtual int eventFd() const = 0;
+
+  // Called by the event loop when eventFd() became readable, before it polls: acknowledges the
+  // wake-up. poll() itself does no system call, so the stack may poll after every read and write.
+  virtual void acknowledge() {}
+
+  // Called on the stack's timer (at least every 250 ms): checks the device's health, which costs
+  // a trapped register read, too dear for every poll.
+  virtual void checkHealth() {}
 
   // Hands queued frames to the device (one notification for a burst). transmit() may hold frames
   // until then; the stack calls flush() after every burst of output.

@@ -18,6 +18,8 @@ class VirtioLink final : public FrameLink {
   void flush() override { nic_->flushTx(); }
   size_t poll(const std::function<void(std::span<const uint8_t>)>& deliver) override { return nic_->receive(deliver); }
   int eventFd() const override { return nic_->rxEventFd(); }
+  void acknowledge() override { nic_->acknowledgeInterrupt(); }
+  void checkHealth() override { nic_->checkStatus(); }
   std::string counters() const override {
     const auto& s = nic_->stats();
     return "rx-frames=" + std::to_string(s.rx) + " tx-frames=" + std::to_string(s.tx) + " kicks=" + std::to_string(s.kicks) +

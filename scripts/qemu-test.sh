@@ -261,14 +261,16 @@ run_job() {
   return "$r"
 }
 
-# Longest first (each profile's time in the last run, from its summary; unknown ones first), so that
-# no long profile starts last and leaves one core idle at the end.
-# (A profile with no summary yet, as on a fresh checkout, sorts first; `|| true`: sed fails on a
-# missing file, and errexit holds inside this subshell.)
+# Longest first (each profile's time in the last run, from its summary; on a fresh checkout, as in
+# CI, its `cost` in the contract; unknown ones first), so that no long profile starts last and
+# leaves a core idle at the end. (`|| true`: sed fails on a missing file, and errexit holds inside
+# this subshell.)
 order=()
 while IFS= read -r line; do order+=("${line#* }"); done < <(
   for p in "${selected[@]}"; do
     secs=$(sed -n '1s/^[^ ]* *PASS *\([0-9]*\)s.*/\1/p; 1s/^[^ ]* *FAIL *\([0-9]*\)s.*/\1/p' "$outdir/summary-$p" 2>/dev/null || true)
+    [[ -n "$secs" ]] || secs=$(value "$p.cost")
+    [[ "$secs" =~ ^[0-9]+$ ]] || secs=999
     printf '%s %s\n' "${secs:-999}" "$p"
   done | sort -s -k1,1nr)
 # Every selected profile runs (or is skipped) and writes a fresh summary: none of the last run's

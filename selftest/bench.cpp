@@ -406,6 +406,9 @@ kj::Promise<void> writeBytes(idl::ByteStream::Client s, kj::ArrayPtr<const kj::b
 // flight (netd answers a stream's reads in order), as fetchd reads: the app path's way to keep data
 // flowing. What all streams of one RPC connection have in flight stays under 1 MiB: netd cuts a
 // peer that leaves more than 2 MiB of answers unread (common/rpc-server.h).
+// Read answers the app received (all streams): with the bytes moved, the mean answer's size.
+uint64_t gReadAnswers = 0;
+
 struct Reader {
   idl::ByteStream::Client stream;
   uint64_t* got;
@@ -417,6 +420,7 @@ struct Reader {
     r.setMaxBytes(chunk);
     return r.send().then([this](capnp::Response<idl::ByteStream::ReadResults>&& resp) -> kj::Promise<void> {
       *got += resp.getData().size();
+      ++gReadAnswers;
       if (resp.getEof()) eof = true;
       if (eof || *got >= want) return kj::READY_NOW;
       return one();
@@ -542,8 +546,13 @@ std::vector<std::pair<std::string, long long>> netdCounters(Context& ctx) {
 
 // What netd's link did during one phase, per MiB moved: the profile docs/performance.md records.
 void printCounters(const char* phase, uint64_t bytes, const std::vector<std::pair<std::string, long long>>& before,
-                   const std::vector<std::pair<std::string, long long>>& after) {
+                   const std::vector<std::pair<std::string, long long>>& after, uint64_t readAnswers = 0) {
   std::string line = std::string("bench: counters phase=") + phase + " bytes=" + std::to_string(bytes);
+  if (readAnswers > 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), " read-answers-per-mib=%.1f", static_cast<double>(readAnswers) * (1 << 20) / static_cast<double>(bytes));
+    line += buf;
+  }
   for (size_t i = 0; i < after.size() && i < before.size(); ++i) {
     if (after[i].first != before[i].first) continue;
     char buf[64];
@@ -676,8 +685,9 @@ Report bench(Context& ctx) {
   print({"upload", "upload throughput (4 MiB)", "MB/s", nu, ku, "ratio>=1.0"});
   const double kd = cpu.measure("download-kernel", [&] { return kernelDownload(1, kBulkBytes); });
   auto before = netdCounters(ctx);
+  const uint64_t answersBefore = gReadAnswers;
   const double nd = cpu.measure("download-netd", [&] { return netdDownload(ctx, streams, 1, kBulkBytes); });
-  printCounters("download", kBulkBytes, before, netdCounters(ctx));
+  printCounters("download", kBulkBytes, before, netdCounters(ctx), gReadAnswers - answersBefore);
   if (kd <= 0 || nd <= 0) return Report{Outcome::kFail, "download failed"};
   print({"download", "download throughput (4 MiB)", "MB/s", nd, kd, "ratio>=1.0"});
   for (int n : {16, 64}) {

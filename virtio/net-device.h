@@ -34,14 +34,20 @@ class VirtioNet {
   bool transmit(std::span<const uint8_t> frame);
   void flushTx();
   static constexpr unsigned kTxBatch = 32;
-  // Delivers received frames (without header) and re-posts their buffers. Drains the interrupt.
+  // Delivers received frames (without header) and re-posts their buffers. Touches memory only (no
+  // system call, no register read), so the stack may poll it after every read and write.
   size_t receive(const std::function<void(std::span<const uint8_t>)>& deliver);
+  // Drains the receive interrupt's eventfd: the event loop calls it when the fd is readable.
+  void acknowledgeInterrupt();
+  // Reads the device status and records a reset the device asks for (receive() then delivers
+  // nothing). A trapped register read: called on a timer, not per poll.
+  void checkStatus();
   int rxEventFd() const { return rxEventFd_; }
   bool broken() const;
   std::string describe() const;
 
   struct Stats {
-    uint64_t rx = 0, tx = 0, rxBad = 0, txFull = 0, kicks = 0, wakeups = 0;   // wakeups: receive() calls
+    uint64_t rx = 0, tx = 0, rxBad = 0, txFull = 0, kicks = 0, wakeups = 0;   // wakeups: interrupts acknowledged
   };
   const Stats& stats() const { return stats_; }
 

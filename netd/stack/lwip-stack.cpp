@@ -466,6 +466,7 @@ kj::Promise<void> LwipStack::timerLoop() {
   u32_t sleep = sys_timeouts_sleeptime();
   if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE || sleep > 250) sleep = 250;
   return timer_.afterDelay(std::max<u32_t>(sleep, 1) * kj::MILLISECONDS).then([this]() {
+    link_.checkHealth();
     service();
     return timerLoop();
   });
@@ -473,6 +474,7 @@ kj::Promise<void> LwipStack::timerLoop() {
 
 kj::Promise<void> LwipStack::interruptLoop() {
   return observer_->whenBecomesReadable().then([this]() {
+    link_.acknowledge();
     service();
     return interruptLoop();
   });

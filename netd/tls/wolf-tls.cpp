@@ -24,7 +24,9 @@
 namespace capnet {
 namespace {
 
-constexpr size_t kReadChunk = 16384;
+constexpr size_t kReadChunk = 16384;          // one TLS record's plaintext: a write's unit.
+constexpr size_t kMaxRead = 64 * 1024;         // a read's answer (netd-server caps reads there too);
+                                               // also the most ciphertext one fill() takes in.
 
 // wolfSSL's notion of "now" for certificate dates is process-global (wc_SetTimeCb); netd is
 // single-threaded and has one wrapper, whose injected clock it follows (tests pin it).
@@ -130,17 +132,46 @@ class TlsConnection final : public TcpConnection {
   WOLFSSL* ssl() { return ssl_; }
 
   kj::Promise<ReadResult> read(size_t maxBytes) override {
-    size_t n = std::min(maxBytes, kReadChunk);
-    auto buf = kj::heapArray<kj::byte>(n);
-    int r = wolfSSL_read(ssl_, buf.begin(), static_cast<int>(n));
-    if (r > 0) return ReadResult{kj::heapArray<kj::byte>(buf.slice(0, static_cast<size_t>(r))), false};
-    int err = wolfSSL_get_error(ssl_, r);
-    if (err == WOLFSSL_ERROR_ZERO_RETURN) return ReadResult{kj::heapArray<kj::byte>(0), true};   // close_notify
-    if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
-      if (innerEof_ && in_.empty()) return ReadResult{kj::heapArray<kj::byte>(0), true};
-      return flush().then([this]() { return fill(); }).then([this, maxBytes]() { return read(maxBytes); });
+    if (closeNotified_) return ReadResult{kj::heapArray<kj::byte>(0), true};
+    KJ_IF_MAYBE(e, pendingError_) {
+      auto failure = kj::mv(*e);
+      pendingError_ = nullptr;
+      return kj::mv(failure);
     }
-    return KJ_EXCEPTION(DISCONNECTED, "tls read failed", err);
+    const size_t n = std::min(maxBytes, kMaxRead);
+    auto buf = kj::heapArray<kj::byte>(n);
+    size_t filled = 0;
+    // Every record already received is decrypted into this one answer, up to maxBytes: a reader
+    // gets up to 64 KiB per call, not one 16 KiB record (a quarter of the answers, each an RPC).
+    while (filled < n) {
+      int r = wolfSSL_read(ssl_, buf.begin() + filled, static_cast<int>(n - filled));
+      if (r > 0) {
+        filled += static_cast<size_t>(r);
+        continue;
+      }
+      int err = wolfSSL_get_error(ssl_, r);
+      if (filled > 0) {
+        // What was decrypted is delivered now; what stopped the loop is the next read's answer
+        // (close_notify, or a failure: nothing decrypted before it is lost).
+        if (err == WOLFSSL_ERROR_ZERO_RETURN) {
+          closeNotified_ = true;
+        } else if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE) {
+          pendingError_ = KJ_EXCEPTION(DISCONNECTED, "tls read failed", err);
+        }
+        break;
+      }
+      if (err == WOLFSSL_ERROR_ZERO_RETURN) {   // close_notify
+        closeNotified_ = true;
+        return ReadResult{kj::heapArray<kj::byte>(0), true};
+      }
+      if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
+        if (innerEof_ && in_.empty()) return ReadResult{kj::heapArray<kj::byte>(0), true};
+        return flush().then([this]() { return fill(); }).then([this, maxBytes]() { return read(maxBytes); });
+      }
+      return KJ_EXCEPTION(DISCONNECTED, "tls read failed", err);
+    }
+    if (filled == n) return ReadResult{kj::mv(buf), false};
+    return ReadResult{kj::heapArray<kj::byte>(buf.slice(0, filled)), false};
   }
 
   kj::Promise<void> write(kj::ArrayPtr<const kj::byte> data) override {
@@ -203,7 +234,7 @@ class TlsConnection final : public TcpConnection {
   }
   kj::Promise<void> fill() {
     if (!in_.empty() || innerEof_) return kj::READY_NOW;
-    return inner_->read(kReadChunk).then([this](ReadResult r) {
+    return inner_->read(kMaxRead).then([this](ReadResult r) {
       if (r.eof) innerEof_ = true;
       in_.insert(in_.end(), r.data.begin(), r.data.end());
     });
@@ -218,6 +249,8 @@ class TlsConnection final : public TcpConnection {
   std::deque<uint8_t> in_;
   std::vector<uint8_t> out_;
   bool innerEof_ = false;
+  bool closeNotified_ = false;                 // the peer's close_notify was read: EOF from now on.
+  kj::Maybe<kj::Exception> pendingError_;      // a failure met after data that was delivered first.
   int verifyError_ = 0;
   int lastSslError_ = 0;
   int receivedAlert_ = -1;

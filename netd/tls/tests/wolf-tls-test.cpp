@@ -249,6 +249,112 @@ TEST_CASE("with no roots in the trust store every handshake is refused as untrus
   CHECK(reasonOf(r) == idl::ConnectRefusal::TLS_UNTRUSTED_ISSUER);
 }
 
+// ---- Reads: whole answers, nothing lost at the end or before a failure ---------------------------
+
+namespace {
+
+// The inbound side of a connection with one byte flipped at `corruptAt` (counted over everything
+// the server sent, the handshake included): a record that will not authenticate.
+class CorruptingConnection final : public TcpConnection {
+ public:
+  CorruptingConnection(kj::Own<TcpConnection> inner, size_t corruptAt) : inner_(kj::mv(inner)), corruptAt_(corruptAt) {}
+  ~CorruptingConnection() noexcept override {}
+  kj::Promise<ReadResult> read(size_t maxBytes) override {
+    return inner_->read(maxBytes).then([this](ReadResult r) {
+      if (corruptAt_ >= seen_ && corruptAt_ < seen_ + r.data.size()) r.data[corruptAt_ - seen_] ^= 0x5a;
+      seen_ += r.data.size();
+      return r;
+    });
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::byte> data) override { return inner_->write(data); }
+  kj::Promise<void> shutdownWrite() override { return inner_->shutdownWrite(); }
+  uint16_t localPort() const override { return inner_->localPort(); }
+
+ private:
+  kj::Own<TcpConnection> inner_;
+  size_t corruptAt_;
+  size_t seen_ = 0;
+};
+
+// GET /large (4 MiB of 'x' after the headers, then close_notify) read in 64 KiB asks: the body's
+// bytes, the largest answer, and whether the stream ended at EOF or failed.
+struct LargeRead {
+  size_t body = 0, largest = 0, answers = 0;
+  bool allX = true, eof = false, failed = false;
+};
+
+LargeRead readLarge(Rig& rig, size_t corruptAt = SIZE_MAX) {
+  LargeRead out;
+  Fixture f("good");
+  auto stream = rig.io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  capnet::testing::TestGrant grant;
+  grant.host = "devnet.test";
+  grant.handshakeTimeoutMs = 5000;
+  auto record = grant.message();
+  kj::Own<TcpConnection> conn = kj::heap<StreamConnection>(kj::mv(stream));
+  if (corruptAt != SIZE_MAX) conn = kj::heap<CorruptingConnection>(kj::mv(conn), corruptAt);
+  auto r = rig.tls->wrap(kj::mv(conn), grantOf(*record), "devnet.test").wait(rig.io.waitScope);
+  auto* s = std::get_if<TlsSession>(&r);
+  REQUIRE(s != nullptr);
+  std::string req = "GET /large HTTP/1.1\r\nHost: devnet.test\r\nConnection: close\r\n\r\n";
+  s->connection->write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(req.data()), req.size())).wait(rig.io.waitScope);
+  std::string head;
+  bool inBody = false;
+  for (;;) {
+    ReadResult chunk;
+    try {
+      chunk = s->connection->read(64 * 1024).wait(rig.io.waitScope);
+    } catch (const kj::Exception&) {
+      out.failed = true;
+      break;
+    }
+    if (chunk.eof) {
+      out.eof = true;
+      break;
+    }
+    ++out.answers;
+    out.largest = std::max(out.largest, chunk.data.size());
+    size_t from = 0;
+    if (!inBody) {
+      head.append(reinterpret_cast<const char*>(chunk.data.begin()), chunk.data.size());
+      auto end = head.find("\r\n\r\n");
+      if (end == std::string::npos) continue;
+      inBody = true;
+      from = chunk.data.size() - (head.size() - end - 4);
+    }
+    for (size_t i = from; i < chunk.data.size(); ++i) out.allX = out.allX && chunk.data[i] == 'x';
+    out.body += chunk.data.size() - from;
+  }
+  s->connection = nullptr;   // closes our end: the fixture exits.
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a TLS read decrypts every record already received into one answer, and loses nothing at close_notify") {
+  Rig rig;
+  auto got = readLarge(rig);
+  CHECK(got.eof);
+  CHECK_FALSE(got.failed);
+  CHECK(got.body == (4u << 20));   // every byte, none twice: the answer before close_notify included
+  CHECK(got.allX);
+  CHECK(got.largest > 16384);      // more than one 16 KiB record per answer...
+  CHECK(got.largest <= 65536);     // ...and never more than asked for.
+  MESSAGE("answers=" << got.answers << " largest=" << got.largest);
+}
+
+TEST_CASE("a record that does not authenticate: the plaintext before it is delivered, then the read fails") {
+  Rig rig;
+  auto got = readLarge(rig, 300000);
+  CHECK(got.failed);
+  CHECK_FALSE(got.eof);
+  CHECK(got.allX);
+  // Everything up to the record holding the flipped byte arrives (at most one 16 KiB record and
+  // the handshake's few KiB lie between the flip and the last good plaintext), nothing after it.
+  CHECK(got.body > 300000 - 16384 - 8192);
+  CHECK(got.body < 300000);
+}
+
 // ---- One decision: netd's real TLS path and `trustctl verify` agree on every fixture ------------
 
 namespace {
