@@ -76,9 +76,10 @@ class ByteStreamIo final : public kj::AsyncIoStream {
   kj::Promise<void> close() { return stream_.closeRequest().send().ignoreResult().catch_([](kj::Exception&&) {}); }
 
  private:
-  // What one read answered.
+  // What one read answered: the answer's message itself (no copy of its bytes), read in place.
   struct Chunk {
-    kj::Array<kj::byte> data;
+    kj::Maybe<capnp::Response<idl::ByteStream::ReadResults>> answer;
+    kj::ArrayPtr<const kj::byte> data;   // points into `answer`'s message
     bool eof = false;
   };
 
@@ -93,7 +94,11 @@ class ByteStreamIo final : public kj::AsyncIoStream {
       auto req = stream_.readRequest();
       req.setMaxBytes(65536);
       pending_.push_back(req.send().then([](capnp::Response<idl::ByteStream::ReadResults>&& r) {
-        return Chunk{kj::heapArray<kj::byte>(r.getData()), r.getEof()};
+        Chunk c;
+        c.data = r.getData();
+        c.eof = r.getEof();
+        c.answer = kj::mv(r);   // the message stays where it is: `data` remains valid
+        return c;
       }));
     }
   }
