@@ -22,6 +22,7 @@ struct TlsSession {
   kj::Own<TcpConnection> connection;
   std::string version;       // "TLSv1.3"
   std::string cipherSuite;
+  std::string keyExchange;   // the group, e.g. "X25519"
   std::array<uint8_t, 32> leafSha256{};
 };
 

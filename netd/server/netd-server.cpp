@@ -4,6 +4,8 @@
 
 #include <kj/debug.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 
 #include "common/audit.h"
@@ -433,8 +435,15 @@ class NetConnectImpl final : public idl::NetConnect::Server {
   kj::Promise<void> status(StatusContext context) override {
     auto r = context.getResults();
     r.setStackUp(netd_.stack().up());
-    // The detail, then the link's counters in parentheses (the benchmark reads them).
+    // The detail, then the link's counters and netd's heap in use in parentheses (the benchmark
+    // reads them: the heap, not the RSS, is what a connection holds, since freed heap is reused
+    // before the process grows). Aggregates only: nothing of any one principal's connections.
+    // (With no stack, no counters: the detail alone, e.g. "no NIC".)
     std::string counters = netd_.stack().countersText();
+    if (!counters.empty()) {
+      const struct mallinfo2 heap = ::mallinfo2();
+      counters += " heap-in-use=" + std::to_string(heap.uordblks + heap.hblkhd);
+    }
     r.setStackDetail(counters.empty() ? netd_.stack().detail() : netd_.stack().detail() + " (" + counters + ")");
     r.setDevnetEnabled(netd_.devnetEnabled());
     r.setCapdConnected(netd_.capdConnected());

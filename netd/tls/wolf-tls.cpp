@@ -6,6 +6,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
@@ -27,6 +28,18 @@ namespace {
 constexpr size_t kReadChunk = 16384;          // one TLS record's plaintext: a write's unit.
 constexpr size_t kMaxRead = 64 * 1024;         // a read's answer (netd-server caps reads there too);
                                                // also the most ciphertext one fill() takes in.
+
+// wolfSSL as Debian builds it (FP_ECC) keeps a fixed-point table for every elliptic-curve point it
+// multiplies: 257 points of about 3.2 KB, up to 15 tables per thread, replaced least-used first. A
+// TLS 1.3 handshake multiplies points that never come again (the server's key share), so the cache
+// only grew netd's heap (0.9 MB per handshake up to 13 MB) and made every later handshake free and
+// zero a table. Released after each handshake; the tables it would have kept save nothing
+// measurable (the same handshakes, host and guest).
+void releaseEccCache() {
+#ifdef FP_ECC
+  wc_ecc_fp_free();
+#endif
+}
 
 // wolfSSL's notion of "now" for certificate dates is process-global (wc_SetTimeCb); netd is
 // single-threaded and has one wrapper, whose injected clock it follows (tests pin it).
@@ -96,6 +109,12 @@ class TlsConnection final : public TcpConnection {
     ssl_ = wolfSSL_new(ctx_);
     if (ssl_ == nullptr) return false;
     if (wolfSSL_SetMinVersion(ssl_, tls12 ? WOLFSSL_TLSV1_2 : WOLFSSL_TLSV1_3) != WOLFSSL_SUCCESS) return false;
+    // Key exchange: X25519 first, as browsers offer it, then P-256 and P-384 for a server that asks
+    // for them. wolfSSL's default is P-256, whose generic arithmetic in this build costs more and
+    // fills FP_ECC's cache (above); X25519 uses neither.
+    int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
+    if (wolfSSL_set_groups(ssl_, groups, 3) != WOLFSSL_SUCCESS) return false;
+    if (wolfSSL_UseKeyShare(ssl_, WOLFSSL_ECC_X25519) != WOLFSSL_SUCCESS) return false;
     wolfSSL_SetIOReadCtx(ssl_, this);
     wolfSSL_SetIOWriteCtx(ssl_, this);
     wolfSSL_SetCertCbCtx(ssl_, this);
@@ -355,6 +374,7 @@ kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<T
   auto handshake = timer_.timeoutAfter(grant.handshakeTimeoutMs * kj::MILLISECONDS, c.handshake());
   return handshake.then(
       [this, grant, trusted, conn = kj::mv(conn)]() mutable -> Out {
+        auto release = kj::defer(releaseEccCache);   // after the validation below, which verifies too
         WOLFSSL* ssl = conn->ssl();
         // wolfSSL verified the chain during the handshake; now the same policy `trustctl verify`
         // runs (trust/verify.h): the web-PKI baseline, the time policy and the pins.
@@ -394,10 +414,13 @@ kj::Promise<std::variant<TlsSession, TlsFailure>> WolfTlsWrapper::wrap(kj::Own<T
         s.version = wolfSSL_get_version(ssl);
         const char* cipher = wolfSSL_get_cipher_name(ssl);
         s.cipherSuite = cipher ? cipher : "";
+        const char* group = wolfSSL_get_curve_name(ssl);
+        s.keyExchange = group ? group : "";
         s.connection = kj::mv(conn);
         return s;
       },
       [&c](kj::Exception&& e) -> Out {
+        releaseEccCache();
         if (std::string(e.getDescription().cStr()).find("timed out") != std::string::npos) {
           return TlsFailure{idl::ConnectRefusal::TLS_HANDSHAKE_TIMEOUT, "no handshake within the handshake timeout"};
         }
