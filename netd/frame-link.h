@@ -34,7 +34,7 @@ class FrameLink {
   // wake-up. poll() itself does no system call, so the stack may poll after every read and write.
   virtual void acknowledge() {}
 
-  // Called on the stack's timer (at least every 250 ms): checks the device's health, which costs
+  // Called on the stack's timer (about once a second): checks the device's health, which costs
   // a trapped register read, too dear for every poll.
   virtual void checkHealth() {}
 

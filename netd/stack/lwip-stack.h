@@ -74,6 +74,7 @@ class LwipStack final : public TcpStack {
   bool servicing_ = false;        // inside service(), which flushes when it ends
   bool flushScheduled_ = false;
   kj::Maybe<kj::Promise<void>> flushing_;
+  kj::TimePoint lastHealthCheck_ = kj::origin<kj::TimePoint>();   // the link's, at most once a second
 };
 
 }  // namespace capnet
