@@ -176,6 +176,8 @@ class StreamState final : public kj::Refcounted {
   const std::string host;
   unsigned queuedReads = 0;
   unsigned queuedWrites = 0;
+  // What a read took from the connection after its caller had cancelled it: the next read's.
+  kj::Maybe<ReadResult> leftover;
 
  private:
   // Releases the connection (nothing in flight uses it: the canceler ran first) and the
@@ -195,6 +197,13 @@ class StreamState final : public kj::Refcounted {
 
 namespace {
 
+// A read call's context while the call lasts (cleared when it ends, answered or cancelled).
+struct ReadCall final : public kj::Refcounted {
+  using Context = capnp::CallContext<idl::ByteStream::ReadParams, idl::ByteStream::ReadResults>;
+  explicit ReadCall(Context c) : context(c) {}
+  kj::Maybe<Context> context;
+};
+
 // One connection as a ByteStream. Reads and writes are each serialised (one in flight at a time per
 // direction, at most kMaxQueuedCallsPerStream queued); the connection resets when the capability
 // is dropped. Safe in any order: every queued call re-checks the state when it runs.
@@ -211,15 +220,36 @@ class ByteStreamImpl final : public idl::ByteStream::Server {
       return KJ_EXCEPTION(OVERLOADED, "read: too many reads queued on this stream");
     }
     ++state_->queuedReads;
-    auto op = readChain_.addBranch().then([state = kj::addRef(*state_), max]() mutable -> kj::Promise<ReadResult> {
+    // A cancelled call's context is freed by Cap'n Proto at once, while the read, queued in the
+    // chain, may still run: the read reaches its context only through `call`, which the call's
+    // end clears. One cancelled before its turn takes nothing; one cancelled while it waited for
+    // bytes leaves what it took to the next read (one read runs at a time: at most 64 KiB).
+    auto call = kj::refcounted<ReadCall>(context);
+    auto op = readChain_.addBranch().then([state = kj::addRef(*state_), max, call = kj::addRef(*call)]() mutable -> kj::Promise<ReadResult> {
+      if (call->context == nullptr) return ReadResult{kj::heapArray<kj::byte>(0), false};
+      if (!state->open()) return state->closedError();
+      KJ_IF_MAYBE(left, state->leftover) {
+        if (left->data.size() <= max) {
+          ReadResult r = kj::mv(*left);
+          state->leftover = nullptr;
+          return kj::mv(r);
+        }
+        ReadResult head{kj::heapArray<kj::byte>(left->data.slice(0, max)), false};
+        left->data = kj::heapArray<kj::byte>(left->data.slice(max, left->data.size()));
+        return kj::mv(head);
+      }
       KJ_IF_MAYBE(conn, state->connection()) { return state->guard(conn->read(max)); }
       return state->closedError();
-    }).then([context](ReadResult r) mutable {
-      auto results = context.getResults();
-      results.setData(r.data);
-      results.setEof(r.eof);
+    }).then([state = kj::addRef(*state_), call = kj::addRef(*call)](ReadResult r) mutable {
+      KJ_IF_MAYBE(ctx, call->context) {
+        auto results = ctx->getResults();
+        results.setData(r.data);
+        results.setEof(r.eof);
+      } else if (r.data.size() > 0 || r.eof) {
+        state->leftover = kj::mv(r);
+      }
     }).attach(kj::defer([state = kj::addRef(*state_)]() mutable { --state->queuedReads; }));
-    return chain(readChain_, kj::mv(op));
+    return chain(readChain_, kj::mv(op)).attach(kj::defer([call = kj::mv(call)]() mutable { call->context = nullptr; }));
   }
 
   kj::Promise<void> write(WriteContext context) override {

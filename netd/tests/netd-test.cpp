@@ -448,6 +448,65 @@ TEST_CASE("dropping a stream with reads in flight resets it and frees its slot")
   CHECK(rig.netd.streamsOf(getuid()) == 0);
 }
 
+TEST_CASE("a read its caller gave up on takes nothing: the bytes that arrive after go to the next read") {
+  Rig rig;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  auto s = open(rig, g);
+  {
+    auto r = s.readRequest();
+    r.setMaxBytes(100);
+    auto pending = r.send();
+    rig.settle();   // the read waits inside netd: nothing has arrived
+  }                 // dropped: the caller cancels it
+  rig.settle();
+  auto w = s.writeRequest();
+  w.setData(kj::StringPtr("ping").asBytes());
+  w.send().wait(rig.io.waitScope);   // the echo peer sends "ping" back
+  rig.settle();
+  auto r2 = s.readRequest();
+  r2.setMaxBytes(100);
+  // Bounded: bytes lost to the cancelled read would leave this one waiting forever.
+  auto got = rig.io.provider->getTimer().timeoutAfter(5 * kj::SECONDS, r2.send()).wait(rig.io.waitScope);
+  CHECK(kj::str(got.getData().asChars()) == "ping");
+}
+
+TEST_CASE("reads cancelled in a queue: the one waiting keeps its bytes for the next read, the others take none") {
+  Rig rig;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  auto s = open(rig, g);
+  auto send = [&](const char* text) {
+    auto w = s.writeRequest();
+    w.setData(kj::StringPtr(text).asBytes());
+    w.send().wait(rig.io.waitScope);   // the echo peer sends it back
+    rig.settle();
+  };
+  auto read = [&](uint32_t max) {   // bounded: bytes lost to a cancelled read would hang it
+    auto r = s.readRequest();
+    r.setMaxBytes(max);
+    auto answer = rig.io.provider->getTimer().timeoutAfter(5 * kj::SECONDS, r.send()).wait(rig.io.waitScope);
+    return kj::str(answer.getData().asChars());
+  };
+  {
+    kj::Vector<capnp::RemotePromise<idl::ByteStream::ReadResults>> queued;
+    for (int i = 0; i < 4; ++i) {
+      auto r = s.readRequest();
+      r.setMaxBytes(100);
+      queued.add(r.send());
+    }
+    rig.settle();   // the first waits for bytes, three wait for their turn
+  }                 // all four cancelled
+  rig.settle();
+  send("abcdefgh");   // taken by the first cancelled read, which still waited inside the stack
+  CHECK(read(3) == "abc");     // a smaller read gets the start of it...
+  CHECK(read(100) == "defgh");  // ...and the next the rest: nothing lost, nothing twice
+  send("ping");
+  CHECK(read(100) == "ping");   // the three cancelled behind it took nothing
+}
+
 TEST_CASE("a holder that pipelines reads without limit is refused past the per-stream queue, not buffered") {
   Rig rig;
   rig.connectCapd(true);
