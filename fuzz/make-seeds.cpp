@@ -178,6 +178,10 @@ std::vector<Seed> netdSeeds() {
                          read(3, 70000) + finish(1)},
       {"close-twice", bootstrap() + connect(1, 0x42, "devnet.test", 7, false) + onStream(2, 3, {}) + onStream(3, 3, {}) +
                           write(4, "late")},
+      // A read cancelled (Finish) while it waits, then bytes arrive (the echo of a write): the
+      // read must not answer into its freed call context (a use-after-free found by netd-test).
+      {"read-cancelled", bootstrap() + connect(1, 0x42, "devnet.test", 7, false) + read(2, 100) + read(3, 100) + finish(2) +
+                             finish(3) + write(4, "late bytes") + read(5, 4) + read(6, 100)},
   };
 }
 
