@@ -38,6 +38,10 @@ class FrameLink {
   // a trapped register read, too dear for every poll.
   virtual void checkHealth() {}
 
+  // Why the link no longer works (the device asked for a reset, broke the ring protocol); empty
+  // while it works. The stack then reports itself down and refuses connects.
+  virtual std::string failure() const { return {}; }
+
   // Hands queued frames to the device (one notification for a burst). transmit() may hold frames
   // until then; the stack calls flush() after every burst of output.
   virtual void flush() {}

@@ -20,6 +20,7 @@ class VirtioLink final : public FrameLink {
   int eventFd() const override { return nic_->rxEventFd(); }
   void acknowledge() override { nic_->acknowledgeInterrupt(); }
   void checkHealth() override { nic_->checkStatus(); }
+  std::string failure() const override { return nic_->failure(); }
   std::string counters() const override {
     const auto& s = nic_->stats();
     return "rx-frames=" + std::to_string(s.rx) + " tx-frames=" + std::to_string(s.tx) + " kicks=" + std::to_string(s.kicks) +

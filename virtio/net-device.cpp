@@ -192,6 +192,13 @@ bool VirtioNet::broken() const {
   return !brokenReason_.empty() || (rx_ && rx_->queue->broken()) || (tx_ && tx_->queue->broken());
 }
 
+std::string VirtioNet::failure() const {
+  if (!brokenReason_.empty()) return brokenReason_;
+  if (rx_ && rx_->queue->broken()) return "receive queue: " + rx_->queue->brokenReason();
+  if (tx_ && tx_->queue->broken()) return "transmit queue: " + tx_->queue->brokenReason();
+  return {};
+}
+
 std::string VirtioNet::describe() const {
   char mac[32];
   std::snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", mac_[0], mac_[1], mac_[2], mac_[3], mac_[4], mac_[5]);

@@ -44,6 +44,8 @@ class VirtioNet {
   void checkStatus();
   int rxEventFd() const { return rxEventFd_; }
   bool broken() const;
+  // Why the device no longer works (it asked for a reset, or broke the ring protocol); empty while it works.
+  std::string failure() const;
   std::string describe() const;
 
   struct Stats {

@@ -471,6 +471,10 @@ kj::Promise<void> LwipStack::timerLoop() {
     if (timer_.now() - lastHealthCheck_ >= 1 * kj::SECONDS) {
       lastHealthCheck_ = timer_.now();
       link_.checkHealth();
+      if (linkFailure_.empty()) {
+        linkFailure_ = link_.failure();
+        if (!linkFailure_.empty()) audit("netd", "link-broken", {{"detail", linkFailure_}, {"action", "stack down; connects refused"}});
+      }
     }
     service();
     return timerLoop();
@@ -498,7 +502,7 @@ kj::Promise<void> LwipStack::run() {
 kj::Promise<Result<kj::Own<TcpConnection>, ConnectError>> LwipStack::connect(uint32_t addressHostOrder, uint16_t port,
                                                                              uint32_t timeoutMs) {
   using R = Result<kj::Own<TcpConnection>, ConnectError>;
-  if (!up_) return R(fail(ConnectError::kNoStack, detail_));
+  if (!up()) return R(fail(ConnectError::kNoStack, detail()));
   if (connections_ >= limits_.maxConnections) {
     return R(fail(ConnectError::kTooMany, "connection limit " + std::to_string(limits_.maxConnections) + " reached"));
   }

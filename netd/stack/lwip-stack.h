@@ -30,8 +30,8 @@ class LwipStack final : public TcpStack {
             LwipLimits limits = {});
   ~LwipStack() noexcept override;
 
-  bool up() const override { return up_; }
-  std::string detail() const override { return detail_; }
+  bool up() const override { return up_ && linkFailure_.empty(); }
+  std::string detail() const override { return linkFailure_.empty() ? detail_ : "link broken: " + linkFailure_; }
   std::string countersText() const override;
   kj::Promise<Result<kj::Own<TcpConnection>, ConnectError>> connect(uint32_t addressHostOrder, uint16_t port,
                                                                     uint32_t timeoutMs) override;
@@ -75,6 +75,7 @@ class LwipStack final : public TcpStack {
   bool flushScheduled_ = false;
   kj::Maybe<kj::Promise<void>> flushing_;
   kj::TimePoint lastHealthCheck_ = kj::origin<kj::TimePoint>();   // the link's, at most once a second
+  std::string linkFailure_;   // set once the link reports it no longer works: the stack is down
 };
 
 }  // namespace capnet

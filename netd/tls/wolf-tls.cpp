@@ -189,8 +189,11 @@ class TlsConnection final : public TcpConnection {
       }
       return KJ_EXCEPTION(DISCONNECTED, "tls read failed", err);
     }
-    if (filled == n) return ReadResult{kj::mv(buf), false};
-    return ReadResult{kj::heapArray<kj::byte>(buf.slice(0, filled)), false};
+    ReadResult result{filled == n ? kj::mv(buf) : kj::heapArray<kj::byte>(buf.slice(0, filled)), false};
+    if (out_.empty()) return kj::mv(result);
+    // What wolfSSL answered while reading (a KeyUpdate's reply, an alert) goes out now, not with
+    // the next call.
+    return flush().then([result = kj::mv(result)]() mutable { return kj::mv(result); });
   }
 
   kj::Promise<void> write(kj::ArrayPtr<const kj::byte> data) override {
@@ -248,6 +251,7 @@ class TlsConnection final : public TcpConnection {
     auto bytes = kj::heapArray<kj::byte>(out_.size());
     std::copy(out_.begin(), out_.end(), bytes.begin());
     out_.clear();
+    if (out_.capacity() > kReadChunk) std::vector<uint8_t>().swap(out_);   // a burst's buffer does not stay
     auto p = inner_->write(bytes);
     return p.attach(kj::mv(bytes));
   }

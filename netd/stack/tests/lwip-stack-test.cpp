@@ -21,6 +21,7 @@ extern "C" {
 
 #include "netd/stack/lwip-stack.h"
 #include "netd/stack/socket-link.h"
+#include "tests/support/audit-capture.h"
 #include "tests/support/wait.h"
 
 using namespace capnet;
@@ -193,6 +194,44 @@ TEST_CASE("a port with no listener answers RST: connect-refused") {
   auto r = stack.connect(kPeer, 9, 5000).wait(io.waitScope);
   REQUIRE_FALSE(r.ok());
   CHECK(r.code() == ConnectError::kRefused);
+}
+
+namespace {
+// A working link that can be declared broken, as the device's health check would.
+class BreakableLink final : public FrameLink {
+ public:
+  explicit BreakableLink(FrameLink& inner) : inner_(inner) {}
+  std::array<uint8_t, 6> mac() const override { return inner_.mac(); }
+  uint16_t mtu() const override { return inner_.mtu(); }
+  bool transmit(std::span<const uint8_t> frame) override { return inner_.transmit(frame); }
+  size_t poll(const std::function<void(std::span<const uint8_t>)>& deliver) override { return inner_.poll(deliver); }
+  int eventFd() const override { return inner_.eventFd(); }
+  void acknowledge() override { inner_.acknowledge(); }
+  void flush() override { inner_.flush(); }
+  std::string failure() const override { return broken; }
+  std::string broken;
+
+ private:
+  FrameLink& inner_;
+};
+}  // namespace
+
+TEST_CASE("a link that breaks takes the stack down within a second or so: audited, and connects refused as no-os-stack") {
+  capnet::testing::AuditCapture audit;
+  Peer peer;
+  auto io = kj::setupAsyncIo();
+  SocketFrameLink socketLink(peer.fd, {0x02, 0, 0, 0, 0, 0x0f});
+  BreakableLink link(socketLink);
+  LwipStack stack(io.unixEventPort, io.provider->getTimer(), link, Ipv4Config{});
+  auto running = stack.run().eagerlyEvaluate(nullptr);
+  REQUIRE(stack.up());
+  link.broken = "device needs reset";
+  CHECK(capnet::testing::runUntil(io, [&] { return !stack.up(); }, 3 * kj::SECONDS));
+  CHECK(stack.detail() == "link broken: device needs reset");
+  CHECK(audit.has("netd: link-broken detail=\"device needs reset\""));
+  auto r = stack.connect(kPeer, 9, 5000).wait(io.waitScope);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.code() == ConnectError::kNoStack);
 }
 
 TEST_CASE("an address nobody answers for times out within the connect timeout") {
