@@ -507,6 +507,28 @@ TEST_CASE("reads cancelled in a queue: the one waiting keeps its bytes for the n
   CHECK(read(100) == "ping");   // the three cancelled behind it took nothing
 }
 
+TEST_CASE("bytes a cancelled read left behind are not handed out once netd closed the stream") {
+  Rig rig;
+  rig.connectCapd(true);
+  auto g = grant(1, getuid());
+  rig.registerGrant(g);
+  auto s = open(rig, g);
+  {
+    auto r = s.readRequest();
+    r.setMaxBytes(100);
+    auto pending = r.send();
+    rig.settle();
+  }   // cancelled while it waits
+  auto w = s.writeRequest();
+  w.setData(kj::StringPtr("secret").asBytes());
+  w.send().wait(rig.io.waitScope);   // echoed into the cancelled read: left for the next
+  rig.settle();
+  rig.link->announce(ann(false, 2)).wait(rig.io.waitScope);   // devnet off: the stream is closed
+  auto r = s.readRequest();
+  r.setMaxBytes(100);
+  CHECK(closure(r.send(), rig.io.waitScope) == "devnet-off");
+}
+
 TEST_CASE("a holder that pipelines reads without limit is refused past the per-stream queue, not buffered") {
   Rig rig;
   rig.connectCapd(true);
