@@ -225,29 +225,39 @@ class ByteStreamImpl final : public idl::ByteStream::Server {
     // end clears. One cancelled before its turn takes nothing; one cancelled while it waited for
     // bytes leaves what it took to the next read (one read runs at a time: at most 64 KiB).
     auto call = kj::refcounted<ReadCall>(context);
-    auto op = readChain_.addBranch().then([state = kj::addRef(*state_), max, call = kj::addRef(*call)]() mutable -> kj::Promise<ReadResult> {
-      if (call->context == nullptr) return ReadResult{kj::heapArray<kj::byte>(0), false};
-      if (!state->open()) return state->closedError();
-      KJ_IF_MAYBE(left, state->leftover) {
-        if (left->data.size() <= max) {
-          ReadResult r = kj::mv(*left);
-          state->leftover = nullptr;
-          return kj::mv(r);
-        }
-        ReadResult head{kj::heapArray<kj::byte>(left->data.slice(0, max)), false};
-        left->data = kj::heapArray<kj::byte>(left->data.slice(max, left->data.size()));
-        return kj::mv(head);
-      }
-      KJ_IF_MAYBE(conn, state->connection()) { return state->guard(conn->read(max)); }
-      return state->closedError();
-    }).then([state = kj::addRef(*state_), call = kj::addRef(*call)](ReadResult r) mutable {
+    auto op = readChain_.addBranch().then([state = kj::addRef(*state_), max, call = kj::addRef(*call)]() mutable -> kj::Promise<void> {
       KJ_IF_MAYBE(ctx, call->context) {
-        auto results = ctx->getResults();
-        results.setData(r.data);
-        results.setEof(r.eof);
-      } else if (r.data.size() > 0 || r.eof) {
-        state->leftover = kj::mv(r);
+        if (!state->open()) return state->closedError();
+        KJ_IF_MAYBE(left, state->leftover) {
+          // Answered from what a cancelled read left, in this same step (no turn in between in
+          // which a cancellation could strand the bytes).
+          auto results = ctx->getResults();
+          if (left->data.size() <= max) {
+            results.setData(left->data);
+            results.setEof(left->eof);
+            state->leftover = nullptr;
+          } else {
+            results.setData(left->data.slice(0, max));
+            left->data = kj::heapArray<kj::byte>(left->data.slice(max, left->data.size()));
+          }
+          return kj::READY_NOW;
+        }
+        KJ_IF_MAYBE(conn, state->connection()) {
+          return state->guard(conn->read(max)).then([state = kj::addRef(*state), call = kj::mv(call)](ReadResult r) mutable {
+            KJ_IF_MAYBE(c, call->context) {
+              auto results = c->getResults();
+              results.setData(r.data);
+              results.setEof(r.eof);
+            } else if (r.data.size() > 0 || r.eof) {
+              // Cancelled while it waited: the bytes go to the next read. Nothing was left over
+              // before (this read would have taken it), and no other read runs in between.
+              state->leftover = kj::mv(r);
+            }
+          });
+        }
+        return state->closedError();
       }
+      return kj::READY_NOW;   // cancelled before its turn: takes nothing
     }).attach(kj::defer([state = kj::addRef(*state_)]() mutable { --state->queuedReads; }));
     return chain(readChain_, kj::mv(op)).attach(kj::defer([call = kj::mv(call)]() mutable { call->context = nullptr; }));
   }

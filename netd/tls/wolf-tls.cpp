@@ -189,11 +189,11 @@ class TlsConnection final : public TcpConnection {
       }
       return KJ_EXCEPTION(DISCONNECTED, "tls read failed", err);
     }
-    ReadResult result{filled == n ? kj::mv(buf) : kj::heapArray<kj::byte>(buf.slice(0, filled)), false};
-    if (out_.empty()) return kj::mv(result);
-    // What wolfSSL answered while reading (a KeyUpdate's reply, an alert) goes out now, not with
-    // the next call.
-    return flush().then([result = kj::mv(result)]() mutable { return kj::mv(result); });
+    // What wolfSSL answered while reading (a KeyUpdate's reply) goes out with the next read that
+    // waits or the next write, as before: flushing here could fail this read's data on a peer
+    // that already closed (EPIPE), and would race a write's own flush on the inner connection.
+    if (filled == n) return ReadResult{kj::mv(buf), false};
+    return ReadResult{kj::heapArray<kj::byte>(buf.slice(0, filled)), false};
   }
 
   kj::Promise<void> write(kj::ArrayPtr<const kj::byte> data) override {
@@ -207,7 +207,8 @@ class TlsConnection final : public TcpConnection {
 
   kj::Promise<void> shutdownWrite() override {
     wolfSSL_shutdown(ssl_);   // close_notify
-    return flush().then([this]() { return inner_->shutdownWrite(); });
+    // After every flush still on its way (the FIN must follow the last record).
+    return flush().then([this]() { return flushing_.addBranch(); }).then([this]() { return inner_->shutdownWrite(); });
   }
 
   uint16_t localPort() const override { return inner_->localPort(); }
@@ -252,8 +253,15 @@ class TlsConnection final : public TcpConnection {
     std::copy(out_.begin(), out_.end(), bytes.begin());
     out_.clear();
     if (out_.capacity() > kReadChunk) std::vector<uint8_t>().swap(out_);   // a burst's buffer does not stay
-    auto p = inner_->write(bytes);
-    return p.attach(kj::mv(bytes));
+    // One inner write at a time, in order: a read's flush (a KeyUpdate's reply) can meet a write's
+    // that still waits for the peer, and two writers would interleave their records' bytes. Each
+    // flush's write also finishes when its caller gives up, so no record is cut short.
+    auto done = flushing_.addBranch().then([this, bytes = kj::mv(bytes)]() mutable {
+      auto p = inner_->write(bytes);
+      return p.attach(kj::mv(bytes));
+    }).fork();
+    flushing_ = done.addBranch().then([]() {}, [](kj::Exception&&) {}).fork();
+    return done.addBranch();
   }
   kj::Promise<void> fill() {
     if (!in_.empty() || innerEof_) return kj::READY_NOW;
@@ -271,6 +279,7 @@ class TlsConnection final : public TcpConnection {
   bool ignoreValidity_ = false;  // the grant's certificate-time policy.
   std::deque<uint8_t> in_;
   std::vector<uint8_t> out_;
+  kj::ForkedPromise<void> flushing_ = kj::Promise<void>(kj::READY_NOW).fork();   // the last flush's inner write
   bool innerEof_ = false;
   bool closeNotified_ = false;                 // the peer's close_notify was read: EOF from now on.
   kj::Maybe<kj::Exception> pendingError_;      // a failure met after data that was delivered first.
