@@ -145,7 +145,7 @@ run_profile() {
   qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -m 512 -smp 1 -cpu max \
     -device intel-iommu,intremap=on \
     -kernel "$build/guest/vmlinux" -initrd "$build/guest/initrd.cpio" \
-    -append "console=ttyS0 quiet intel_iommu=on panic=-1 capnet.profile=$boot" \
+    -append "console=ttyS0 quiet intel_iommu=on no_timer_check panic=-1 capnet.profile=$boot" \
     -rtc "base=$rtc_base,clock=vm" \
     -drive "file=$state,if=virtio,format=raw" \
     "${net[@]}" \

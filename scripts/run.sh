@@ -39,7 +39,7 @@ mke2fs -q -F -t ext4 -d "$out/state" "$out/state.img" 32M
 qemu=(qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -m 512 -smp 1 -cpu max
       -device intel-iommu,intremap=on
       -kernel "$here/build/guest/vmlinux" -initrd "$here/build/guest/initrd.cpio"
-      -append "console=ttyS0 quiet intel_iommu=on panic=-1 capnet.profile=$profile"
+      -append "console=ttyS0 quiet intel_iommu=on no_timer_check panic=-1 capnet.profile=$profile"
       -rtc base=2026-06-01T00:00:00,clock=vm
       -drive "file=$out/state.img,if=virtio,format=raw"
       -netdev "user,id=n0,restrict=on,ipv6=off,net=10.0.2.0/24$fixtures"

@@ -185,7 +185,12 @@ class TlsConnection final : public TcpConnection {
       }
       if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
         if (innerEof_ && in_.empty()) return ReadResult{kj::heapArray<kj::byte>(0), true};
-        return flush().then([this]() { return fill(); }).then([this, maxBytes]() { return read(maxBytes); });
+        // What wolfSSL answered (a KeyUpdate's reply) goes out before waiting. Its failure is not
+        // this read's: a peer that sent its last records and closed can still be read to the end;
+        // the failure is kept and the next write reports it (nothing is sent after it).
+        return flush().then([]() {}, [](kj::Exception&&) {}).then([this]() { return fill(); }).then([this, maxBytes]() {
+          return read(maxBytes);
+        });
       }
       return KJ_EXCEPTION(DISCONNECTED, "tls read failed", err);
     }
@@ -248,6 +253,7 @@ class TlsConnection final : public TcpConnection {
 
  private:
   kj::Promise<void> flush() {
+    KJ_IF_MAYBE(e, writeFailed_) { return kj::cp(*e); }
     if (out_.empty()) return kj::READY_NOW;
     auto bytes = kj::heapArray<kj::byte>(out_.size());
     std::copy(out_.begin(), out_.end(), bytes.begin());
@@ -256,11 +262,15 @@ class TlsConnection final : public TcpConnection {
     // One inner write at a time, in order: a read's flush (a KeyUpdate's reply) can meet a write's
     // that still waits for the peer, and two writers would interleave their records' bytes. Each
     // flush's write also finishes when its caller gives up, so no record is cut short.
-    auto done = flushing_.addBranch().then([this, bytes = kj::mv(bytes)]() mutable {
+    // After one inner write failed, none follows (a record after a lost one would not decrypt).
+    auto done = flushing_.addBranch().then([this, bytes = kj::mv(bytes)]() mutable -> kj::Promise<void> {
+      KJ_IF_MAYBE(e, writeFailed_) { return kj::cp(*e); }
       auto p = inner_->write(bytes);
       return p.attach(kj::mv(bytes));
     }).fork();
-    flushing_ = done.addBranch().then([]() {}, [](kj::Exception&&) {}).fork();
+    flushing_ = done.addBranch().then([]() {}, [this](kj::Exception&& e) {
+      if (writeFailed_ == nullptr) writeFailed_ = kj::mv(e);
+    }).fork();
     return done.addBranch();
   }
   kj::Promise<void> fill() {
@@ -280,6 +290,7 @@ class TlsConnection final : public TcpConnection {
   std::deque<uint8_t> in_;
   std::vector<uint8_t> out_;
   kj::ForkedPromise<void> flushing_ = kj::Promise<void>(kj::READY_NOW).fork();   // the last flush's inner write
+  kj::Maybe<kj::Exception> writeFailed_;       // the first inner write that failed: every later flush fails with it.
   bool innerEof_ = false;
   bool closeNotified_ = false;                 // the peer's close_notify was read: EOF from now on.
   kj::Maybe<kj::Exception> pendingError_;      // a failure met after data that was delivered first.

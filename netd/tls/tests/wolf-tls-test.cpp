@@ -146,6 +146,70 @@ TEST_CASE("a server that changes its traffic keys after the handshake (TLS 1.3 K
   REQUIRE(std::holds_alternative<TlsSession>(r));
 }
 
+namespace {
+
+// An inner connection that checks the TcpConnection contract's "one write at a time": it counts the
+// writes in flight, and once `meddle` is set holds each finished write for 300 ms and hands reads
+// over in 64-byte pieces (so a read waits between records while a write is still out).
+class OneWriterCheck final : public TcpConnection {
+ public:
+  OneWriterCheck(kj::Own<TcpConnection> inner, kj::Timer& timer) : inner_(kj::mv(inner)), timer_(timer) {}
+  ~OneWriterCheck() noexcept override {}
+  kj::Promise<ReadResult> read(size_t maxBytes) override { return inner_->read(meddle ? std::min<size_t>(maxBytes, 64) : maxBytes); }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::byte> data) override {
+    maxInFlight = std::max(maxInFlight, ++inFlight);
+    ++writes;
+    auto p = inner_->write(data);
+    if (meddle) p = p.then([this]() { return timer_.afterDelay(300 * kj::MILLISECONDS); });
+    return p.then([this]() { --inFlight; });
+  }
+  kj::Promise<void> shutdownWrite() override { return inner_->shutdownWrite(); }
+  uint16_t localPort() const override { return inner_->localPort(); }
+
+  bool meddle = false;
+  int inFlight = 0, maxInFlight = 0, writes = 0;
+
+ private:
+  kj::Own<TcpConnection> inner_;
+  kj::Timer& timer_;
+};
+
+}  // namespace
+
+TEST_CASE("a KeyUpdate's reply, sent by a read while the request's write is still out, waits for it: one write at a time") {
+  // The read that follows a KeyUpdate has a record of its own to send (the reply) while the
+  // write of the request still waits for the peer; two inner writes at once could interleave
+  // their records' bytes. The fixture closes after its answer, so the reply's write may fail
+  // (EPIPE): that failure is the next write's, and the read still gets the whole answer.
+  Rig rig;
+  Fixture f("good", false, /*keyUpdate=*/true);
+  auto stream = rig.io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  capnet::testing::TestGrant grant;
+  grant.host = "devnet.test";
+  grant.handshakeTimeoutMs = 5000;
+  auto record = grant.message();
+  auto check = kj::heap<OneWriterCheck>(kj::heap<StreamConnection>(kj::mv(stream)), rig.io.provider->getTimer());
+  auto* seen = check.get();
+  auto r = rig.tls->wrap(kj::mv(check), grantOf(*record), "devnet.test").wait(rig.io.waitScope);
+  auto* s = std::get_if<TlsSession>(&r);
+  REQUIRE(s != nullptr);
+  seen->meddle = true;
+  const int before = seen->writes;
+  std::string req = "GET / HTTP/1.1\r\nHost: devnet.test\r\n\r\n";
+  auto written = s->connection->write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(req.data()), req.size()));
+  std::string got;
+  for (;;) {
+    auto chunk = s->connection->read(4096).wait(rig.io.waitScope);
+    if (chunk.eof) break;
+    got.append(reinterpret_cast<const char*>(chunk.data.begin()), chunk.data.size());
+  }
+  written.wait(rig.io.waitScope);
+  CHECK(got.find("capnet devnet fixture over TLS") != std::string::npos);
+  CHECK(seen->writes - before >= 2);   // the request, then the KeyUpdate's reply: the case was reached
+  CHECK(seen->maxInFlight == 1);
+  s->connection = nullptr;
+}
+
 TEST_CASE("each bad certificate is refused with its own reason") {
   Rig rig;
   CHECK(reasonOf(rig.handshake("expired")) == idl::ConnectRefusal::TLS_EXPIRED);
