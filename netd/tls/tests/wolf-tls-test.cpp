@@ -14,6 +14,7 @@ extern "C" size_t __sanitizer_get_current_allocated_bytes();   // libasan's (san
 #include <signal.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -158,7 +159,10 @@ class OneWriterCheck final : public TcpConnection {
   kj::Promise<ReadResult> read(size_t maxBytes) override { return inner_->read(meddle ? std::min<size_t>(maxBytes, 64) : maxBytes); }
   kj::Promise<void> write(kj::ArrayPtr<const kj::byte> data) override {
     maxInFlight = std::max(maxInFlight, ++inFlight);
-    ++writes;
+    if (++writes >= failFrom) {   // this write is lost: the peer sees none of its bytes
+      --inFlight;
+      return KJ_EXCEPTION(DISCONNECTED, "test: write failed");
+    }
     auto p = inner_->write(data);
     if (meddle) p = p.then([this]() { return timer_.afterDelay(300 * kj::MILLISECONDS); });
     return p.then([this]() { --inFlight; });
@@ -167,6 +171,7 @@ class OneWriterCheck final : public TcpConnection {
   uint16_t localPort() const override { return inner_->localPort(); }
 
   bool meddle = false;
+  int failFrom = INT_MAX;   // the first write (counted from 1) that fails, and every one after it
   int inFlight = 0, maxInFlight = 0, writes = 0;
 
  private:
@@ -207,6 +212,38 @@ TEST_CASE("a KeyUpdate's reply, sent by a read while the request's write is stil
   CHECK(got.find("capnet devnet fixture over TLS") != std::string::npos);
   CHECK(seen->writes - before >= 2);   // the request, then the KeyUpdate's reply: the case was reached
   CHECK(seen->maxInFlight == 1);
+  s->connection = nullptr;
+}
+
+TEST_CASE("a KeyUpdate's reply that cannot be sent does not fail the read: the answer arrives, the next write fails, nothing follows the lost record") {
+  Rig rig;
+  Fixture f("good", false, /*keyUpdate=*/true);
+  auto stream = rig.io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  capnet::testing::TestGrant grant;
+  grant.host = "devnet.test";
+  grant.handshakeTimeoutMs = 5000;
+  auto record = grant.message();
+  auto check = kj::heap<OneWriterCheck>(kj::heap<StreamConnection>(kj::mv(stream)), rig.io.provider->getTimer());
+  auto* seen = check.get();
+  auto r = rig.tls->wrap(kj::mv(check), grantOf(*record), "devnet.test").wait(rig.io.waitScope);
+  auto* s = std::get_if<TlsSession>(&r);
+  REQUIRE(s != nullptr);
+  seen->meddle = true;                  // reads in 64-byte pieces: the reply is sent while reading
+  seen->failFrom = seen->writes + 2;    // the request goes out, the KeyUpdate's reply is lost
+  std::string req = "GET / HTTP/1.1\r\nHost: devnet.test\r\n\r\n";
+  s->connection->write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(req.data()), req.size())).wait(rig.io.waitScope);
+  std::string got;
+  for (;;) {
+    auto chunk = s->connection->read(4096).wait(rig.io.waitScope);
+    if (chunk.eof) break;
+    got.append(reinterpret_cast<const char*>(chunk.data.begin()), chunk.data.size());
+  }
+  CHECK(got.find("capnet devnet fixture over TLS") != std::string::npos);
+  const int attempted = seen->writes;
+  CHECK(attempted == seen->failFrom);   // the reply's write was tried (and lost)
+  CHECK_THROWS_AS(s->connection->write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(req.data()), req.size())).wait(rig.io.waitScope),
+                  kj::Exception);
+  CHECK(seen->writes == attempted);     // no record after the lost one reached the connection
   s->connection = nullptr;
 }
 
