@@ -127,7 +127,8 @@ class TlsConnection final : public TcpConnection {
     int r = wolfSSL_connect(ssl_);
     if (r == WOLFSSL_SUCCESS) {
       // Done: the buffers grown for the handshake's flights go, so an idle connection holds little.
-      // (Not wolfSSL_FreeArrays: wolfSSL's TLS 1.3 derives a KeyUpdate's keys from those arrays.)
+      // (Not wolfSSL_FreeArrays: without them wolfSSL 5.5.4 refuses a post-handshake message split
+      // across records; docs/performance.md.)
       return flush().then([this]() {
         std::vector<uint8_t>().swap(out_);
         if (in_.empty()) std::deque<uint8_t>().swap(in_);
