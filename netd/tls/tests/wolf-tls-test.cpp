@@ -179,6 +179,38 @@ class OneWriterCheck final : public TcpConnection {
   kj::Timer& timer_;
 };
 
+// A session with the KeyUpdate fixture over a OneWriterCheck (`seen`): `write` sends the request
+// (the caller decides whether to wait for it), `readAnswer` reads to EOF. Members go in reverse
+// order: the session closes before the fixture is waited for.
+struct KeyUpdateExchange {
+  Rig& rig;
+  Fixture f{"good", false, /*keyUpdate=*/true};
+  std::variant<TlsSession, TlsFailure> r;
+  OneWriterCheck* seen = nullptr;
+  const std::string req = "GET / HTTP/1.1\r\nHost: devnet.test\r\n\r\n";
+
+  explicit KeyUpdateExchange(Rig& rig) : rig(rig) {
+    auto stream = rig.io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+    capnet::testing::TestGrant grant;
+    grant.host = "devnet.test";
+    grant.handshakeTimeoutMs = 5000;
+    auto record = grant.message();
+    auto check = kj::heap<OneWriterCheck>(kj::heap<StreamConnection>(kj::mv(stream)), rig.io.provider->getTimer());
+    seen = check.get();
+    r = rig.tls->wrap(kj::mv(check), grantOf(*record), "devnet.test").wait(rig.io.waitScope);
+  }
+  TlsSession* session() { return std::get_if<TlsSession>(&r); }
+  kj::Promise<void> write() { return session()->connection->write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(req.data()), req.size())); }
+  std::string readAnswer() {
+    std::string got;
+    for (;;) {
+      auto chunk = session()->connection->read(4096).wait(rig.io.waitScope);
+      if (chunk.eof) return got;
+      got.append(reinterpret_cast<const char*>(chunk.data.begin()), chunk.data.size());
+    }
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a KeyUpdate's reply, sent by a read while the request's write is still out, waits for it: one write at a time") {
@@ -187,64 +219,35 @@ TEST_CASE("a KeyUpdate's reply, sent by a read while the request's write is stil
   // their records' bytes. The fixture closes after its answer, so the reply's write may fail
   // (EPIPE): that failure is the next write's, and the read still gets the whole answer.
   Rig rig;
-  Fixture f("good", false, /*keyUpdate=*/true);
-  auto stream = rig.io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-  capnet::testing::TestGrant grant;
-  grant.host = "devnet.test";
-  grant.handshakeTimeoutMs = 5000;
-  auto record = grant.message();
-  auto check = kj::heap<OneWriterCheck>(kj::heap<StreamConnection>(kj::mv(stream)), rig.io.provider->getTimer());
-  auto* seen = check.get();
-  auto r = rig.tls->wrap(kj::mv(check), grantOf(*record), "devnet.test").wait(rig.io.waitScope);
-  auto* s = std::get_if<TlsSession>(&r);
-  REQUIRE(s != nullptr);
+  KeyUpdateExchange x(rig);
+  REQUIRE(x.session() != nullptr);
+  auto* seen = x.seen;
   seen->meddle = true;
   const int before = seen->writes;
-  std::string req = "GET / HTTP/1.1\r\nHost: devnet.test\r\n\r\n";
-  auto written = s->connection->write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(req.data()), req.size()));
-  std::string got;
-  for (;;) {
-    auto chunk = s->connection->read(4096).wait(rig.io.waitScope);
-    if (chunk.eof) break;
-    got.append(reinterpret_cast<const char*>(chunk.data.begin()), chunk.data.size());
-  }
+  auto written = x.write();
+  std::string got = x.readAnswer();
   written.wait(rig.io.waitScope);
   CHECK(got.find("capnet devnet fixture over TLS") != std::string::npos);
   CHECK(seen->writes - before >= 2);   // the request, then the KeyUpdate's reply: the case was reached
   CHECK(seen->maxInFlight == 1);
-  s->connection = nullptr;
+  x.session()->connection = nullptr;
 }
 
 TEST_CASE("a KeyUpdate's reply that cannot be sent does not fail the read: the answer arrives, the next write fails, nothing follows the lost record") {
   Rig rig;
-  Fixture f("good", false, /*keyUpdate=*/true);
-  auto stream = rig.io.lowLevelProvider->wrapSocketFd(f.fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-  capnet::testing::TestGrant grant;
-  grant.host = "devnet.test";
-  grant.handshakeTimeoutMs = 5000;
-  auto record = grant.message();
-  auto check = kj::heap<OneWriterCheck>(kj::heap<StreamConnection>(kj::mv(stream)), rig.io.provider->getTimer());
-  auto* seen = check.get();
-  auto r = rig.tls->wrap(kj::mv(check), grantOf(*record), "devnet.test").wait(rig.io.waitScope);
-  auto* s = std::get_if<TlsSession>(&r);
-  REQUIRE(s != nullptr);
+  KeyUpdateExchange x(rig);
+  REQUIRE(x.session() != nullptr);
+  auto* seen = x.seen;
   seen->meddle = true;                  // reads in 64-byte pieces: the reply is sent while reading
   seen->failFrom = seen->writes + 2;    // the request goes out, the KeyUpdate's reply is lost
-  std::string req = "GET / HTTP/1.1\r\nHost: devnet.test\r\n\r\n";
-  s->connection->write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(req.data()), req.size())).wait(rig.io.waitScope);
-  std::string got;
-  for (;;) {
-    auto chunk = s->connection->read(4096).wait(rig.io.waitScope);
-    if (chunk.eof) break;
-    got.append(reinterpret_cast<const char*>(chunk.data.begin()), chunk.data.size());
-  }
+  x.write().wait(rig.io.waitScope);
+  std::string got = x.readAnswer();
   CHECK(got.find("capnet devnet fixture over TLS") != std::string::npos);
   const int attempted = seen->writes;
   CHECK(attempted == seen->failFrom);   // the reply's write was tried (and lost)
-  CHECK_THROWS_AS(s->connection->write(kj::arrayPtr(reinterpret_cast<const kj::byte*>(req.data()), req.size())).wait(rig.io.waitScope),
-                  kj::Exception);
+  CHECK_THROWS_AS(x.write().wait(rig.io.waitScope), kj::Exception);
   CHECK(seen->writes == attempted);     // no record after the lost one reached the connection
-  s->connection = nullptr;
+  x.session()->connection = nullptr;
 }
 
 TEST_CASE("each bad certificate is refused with its own reason") {
